@@ -1,0 +1,132 @@
+"""Training settings: one validated dataclass, and the named presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from nn_core.activations import ACTIVATIONS
+from nn_core.init import INITS
+from nn_core.optimizers import OPTIMIZERS, SCHEDULES
+
+MAX_LAYER_WIDTH = 4096
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; the same config and seed give the same run.
+
+    ``batch_size`` 0 means full-batch. ``l2`` adds ``l2 / 2 * sum(W ** 2)`` to the loss.
+    ``early_stopping`` is a patience in epochs on the validation loss (0 = off); when it
+    fires, the best weights are restored. ``augment_shift`` (pixels) and
+    ``augment_rotation`` (degrees) perturb each training batch.
+    """
+
+    hidden: tuple[int, ...] = (128, 64)
+    activation: str = "relu"
+    init: str = "he"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    schedule: str = "constant"
+    step_epochs: int = 5
+    gamma: float = 0.5
+    batch_size: int = 128
+    epochs: int = 10
+    l2: float = 0.0
+    dropout: float = 0.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    early_stopping: int = 0
+    augment_shift: int = 0
+    augment_rotation: float = 0.0
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        problems = list(_problems(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict:
+        """JSON-able settings (``hidden`` as a list)."""
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Build from a dict, ignoring unknown keys."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def replace(self, **changes: object) -> TrainConfig:
+        return replace(self, **changes)
+
+
+def _problems(c: TrainConfig):
+    if c.activation not in ACTIVATIONS:
+        yield f"activation must be one of {', '.join(ACTIVATIONS)}, got {c.activation!r}"
+    if c.init not in INITS:
+        yield f"init must be one of {', '.join(INITS)}, got {c.init!r}"
+    if c.optimizer not in OPTIMIZERS:
+        yield f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c.optimizer!r}"
+    if c.schedule not in SCHEDULES:
+        yield f"schedule must be one of {', '.join(SCHEDULES)}, got {c.schedule!r}"
+    if any(h < 1 or h > MAX_LAYER_WIDTH for h in c.hidden):
+        yield f"hidden layer sizes must be between 1 and {MAX_LAYER_WIDTH}, got {list(c.hidden)}"
+    if not (c.lr > 0 and c.lr < 100):
+        yield f"learning rate must be positive and below 100, got {c.lr}"
+    if not 0 <= c.momentum < 1:
+        yield f"momentum must be in [0, 1), got {c.momentum}"
+    if c.batch_size < 0:
+        yield f"batch size must be 0 (full batch) or positive, got {c.batch_size}"
+    if c.epochs < 1:
+        yield f"epochs must be at least 1, got {c.epochs}"
+    if not c.l2 >= 0:
+        yield f"L2 must be >= 0, got {c.l2}"
+    if not 0 <= c.dropout < 1:
+        yield f"dropout must be in [0, 1), got {c.dropout}"
+    if not 0 <= c.val_fraction < 1:
+        yield f"validation fraction must be in [0, 1), got {c.val_fraction}"
+    if c.early_stopping < 0:
+        yield f"early stopping patience must be >= 0, got {c.early_stopping}"
+    if c.early_stopping and c.val_fraction == 0:
+        yield "early stopping watches the validation loss: set a validation fraction above 0"
+    if c.augment_shift < 0 or c.augment_rotation < 0:
+        yield "augmentation shift and rotation must be >= 0"
+    if c.step_epochs < 1 or not 0 < c.gamma <= 1:
+        yield "step schedule needs step_epochs >= 1 and 0 < gamma <= 1"
+    if c.dtype not in ("float32", "float64"):
+        yield f"dtype must be float32 or float64, got {c.dtype!r}"
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # The classic notebook, bugs fixed: pixels scaled to 0..1, He init instead of
+    # uniform [0, 1), the loop trains on its own data. 500 full-batch iterations.
+    "notebook": TrainConfig(
+        hidden=(10,), optimizer="gd", lr=0.1, batch_size=0, epochs=500, val_fraction=0.4
+    ),
+    "fast": TrainConfig(
+        hidden=(128, 64), optimizer="adam", lr=1e-3, batch_size=128, epochs=3
+    ),
+    "accurate": TrainConfig(
+        hidden=(256, 128),
+        optimizer="adam",
+        lr=2e-3,
+        schedule="cosine",
+        batch_size=128,
+        epochs=15,
+        dropout=0.1,
+    ),
+    "best": TrainConfig(
+        hidden=(800, 800),
+        optimizer="adam",
+        lr=1e-3,
+        schedule="cosine",
+        batch_size=128,
+        epochs=40,
+        dropout=0.3,
+        augment_shift=2,
+    ),
+}

@@ -1,0 +1,78 @@
+"""Softmax cross-entropy with the fused output gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise softmax, stable for any finite logits.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+    out : ndarray of shape (n_samples, n_classes), optional
+        Where to write the probabilities; may be ``logits`` itself.
+
+    Returns
+    -------
+    probs : ndarray of shape (n_samples, n_classes)
+    """
+    if out is None:
+        out = np.empty_like(logits)
+    np.subtract(logits, logits.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def softmax_cross_entropy(
+    logits: np.ndarray, labels: np.ndarray, probs_out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of softmax(logits) against integer labels.
+
+    Uses log-sum-exp, so a logit of 1e4 gives a finite loss, not ``inf``.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+        Left unchanged.
+    labels : ndarray of shape (n_samples,)
+        Integer classes in ``0 .. n_classes - 1``.
+    probs_out : ndarray of shape (n_samples, n_classes), optional
+        Buffer for the probabilities.
+
+    Returns
+    -------
+    loss : float
+    probs : ndarray of shape (n_samples, n_classes)
+    """
+    if probs_out is None:
+        probs_out = np.empty_like(logits)
+    rows = np.arange(logits.shape[0])
+    shifted = np.subtract(logits, logits.max(axis=1, keepdims=True), out=probs_out)
+    true_shifted = shifted[rows, labels].astype(np.float64)
+    np.exp(shifted, out=probs_out)
+    sums = probs_out.sum(axis=1, keepdims=True)
+    loss = float(np.mean(np.log(sums[:, 0], dtype=np.float64) - true_shifted))
+    probs_out /= sums
+    return loss, probs_out
+
+
+def softmax_cross_entropy_grad(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Turn probabilities, in place, into d(mean loss)/d(logits) = (probs - onehot) / n.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n_samples, n_classes)
+        Overwritten with the gradient.
+    labels : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    grad : ndarray of shape (n_samples, n_classes)
+        ``probs`` itself.
+    """
+    probs[np.arange(probs.shape[0]), labels] -= 1
+    probs *= 1.0 / probs.shape[0]
+    return probs

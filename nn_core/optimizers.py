@@ -1,0 +1,161 @@
+"""Optimizers that update a flat parameter vector in place, and learning-rate schedules.
+
+Every optimizer works on the whole ``params`` vector at once (see ``network.MLP``), so an
+update is a handful of vector operations whatever the number of layers. Their state is
+a dict of arrays, so a trainer can snapshot and restore it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+OPTIMIZERS = ("gd", "sgd", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+class GradientDescent:
+    """Plain or momentum SGD: ``v = momentum * v - lr * g; p += v``.
+
+    With ``nesterov`` the step looks ahead: ``p += momentum * v - lr * g``. With zero
+    momentum this is the notebook's gradient descent, ``p -= lr * g``.
+    """
+
+    def __init__(
+        self, params: np.ndarray, momentum: float = 0.0, nesterov: bool = False
+    ):
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if nesterov and momentum == 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.state = {"velocity": np.zeros_like(params)} if momentum else {}
+        self._tmp = np.empty_like(params)
+
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        """Update ``params`` of shape (n_params,) from ``grads`` of the same shape."""
+        lr = params.dtype.type(lr)
+        if not self.momentum:
+            np.multiply(grads, lr, out=self._tmp)
+            params -= self._tmp
+            return
+        velocity, step = self.state["velocity"], self._tmp
+        momentum = params.dtype.type(self.momentum)
+        np.multiply(grads, lr, out=step)
+        velocity *= momentum
+        velocity -= step
+        if self.nesterov:
+            # look ahead: the step is momentum * v_new - lr * g
+            params -= step
+            np.multiply(velocity, momentum, out=step)
+            params += step
+        else:
+            params += velocity
+
+
+class Adam:
+    """Adam (Kingma and Ba, 2015) with bias correction.
+
+    The moments are kept unnormalised, ``m' = m / (1 - beta1)`` and
+    ``v' = v / (1 - beta2)``, so that each update needs no multiply of the gradient
+    by ``1 - beta``: the constants fold into the step size and epsilon. The update is
+    the textbook one.
+    """
+
+    def __init__(
+        self,
+        params: np.ndarray,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ):
+        for name, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {beta}")
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.state = {
+            "m": np.zeros_like(params),
+            "v": np.zeros_like(params),
+            "t": np.zeros(1, dtype=np.int64),
+        }
+        self._tmp = np.empty_like(params)
+
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
+        """Update ``params`` of shape (n_params,) from ``grads`` of the same shape."""
+        m, v, tmp = self.state["m"], self.state["v"], self._tmp
+        self.state["t"][0] += 1
+        t = int(self.state["t"][0])
+        b1, b2 = self.beta1, self.beta2
+        dtype = params.dtype.type
+        m *= dtype(b1)
+        m += grads
+        v *= dtype(b2)
+        np.multiply(grads, grads, out=tmp)
+        v += tmp
+        # lr * m_hat / (sqrt(v_hat) + eps), with m = (1 - b1) m', v = (1 - b2) v'
+        step_size = lr * (1 - b1) / (1 - b1**t)
+        denom_scale = math.sqrt((1 - b2) / (1 - b2**t))
+        np.sqrt(v, out=tmp)
+        tmp *= dtype(denom_scale / step_size)
+        tmp += dtype(self.eps / step_size)
+        np.divide(m, tmp, out=tmp)
+        params -= tmp
+
+
+def make_optimizer(
+    name: str,
+    params: np.ndarray,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+) -> GradientDescent | Adam:
+    """Build an optimizer by name: ``gd`` (no momentum), ``sgd`` (momentum), ``adam``."""
+    if name == "gd":
+        return GradientDescent(params)
+    if name == "sgd":
+        return GradientDescent(params, momentum=momentum, nesterov=nesterov)
+    if name == "adam":
+        return Adam(params, beta1=beta1, beta2=beta2)
+    raise ValueError(
+        f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}"
+    )
+
+
+def learning_rate(
+    schedule: str,
+    base_lr: float,
+    progress: float,
+    total_epochs: int,
+    step_epochs: int = 10,
+    gamma: float = 0.5,
+    min_fraction: float = 0.0,
+) -> float:
+    """Learning rate at a point of training.
+
+    Parameters
+    ----------
+    schedule : {"constant", "step", "cosine"}
+    base_lr : float
+    progress : float
+        Epochs done so far, fractional within an epoch (0.5 = half way through epoch 1).
+    total_epochs : int
+        Length of the run (the cosine's half period).
+    step_epochs, gamma : int, float
+        ``step`` multiplies the rate by ``gamma`` every ``step_epochs`` epochs.
+    min_fraction : float
+        Floor of the cosine, as a fraction of ``base_lr``.
+    """
+    if schedule == "constant":
+        return base_lr
+    if schedule == "step":
+        return base_lr * gamma ** int(progress // max(step_epochs, 1))
+    if schedule == "cosine":
+        frac = min(progress / max(total_epochs, 1), 1.0)
+        cosine = 0.5 * (1 + math.cos(math.pi * frac))
+        return base_lr * (min_fraction + (1 - min_fraction) * cosine)
+    raise ValueError(
+        f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}"
+    )

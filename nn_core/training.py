@@ -1,0 +1,394 @@
+"""Minibatch training with callbacks, stop and resume, divergence guard, early stopping.
+
+A ``Trainer`` owns a network, its optimizer and the run's history. It advances one batch
+at a time (``step``), for a time budget (``run``) or to the end (``fit``), so a command
+line and a web page can drive it the same way. Training images stay uint8; each batch is
+gathered and scaled on the fly, so the float copy of the data set is never made (except
+for full-batch training, where one copy is reused every iteration).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nn_core.augment import augment_batch
+from nn_core.config import TrainConfig
+from nn_core.data.split import stratified_split
+from nn_core.network import MLP
+from nn_core.optimizers import learning_rate, make_optimizer
+
+# A callback gets the trainer and a dict of figures; returning True asks to stop.
+Callback = Callable[["Trainer", dict], bool | None]
+
+SNAPSHOT_BUDGET_BYTES = 64 * 1024**2
+
+
+@dataclass
+class Callbacks:
+    """Functions called after each batch and after each epoch."""
+
+    on_batch: Sequence[Callback] = ()
+    on_epoch: Sequence[Callback] = ()
+
+
+@dataclass
+class History:
+    """What a run measured, as plain lists (JSON-able through ``to_dict``).
+
+    Per batch: ``batch_progress`` (epochs done, fractional), ``batch_loss``,
+    ``batch_accuracy``. Per epoch: the rest; validation figures are NaN without a
+    validation split. ``seconds_per_epoch`` counts training only, not evaluation.
+    """
+
+    batch_progress: list[float] = field(default_factory=list)
+    batch_loss: list[float] = field(default_factory=list)
+    batch_accuracy: list[float] = field(default_factory=list)
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    seconds_per_epoch: list[float] = field(default_factory=list)
+    samples_per_second: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list]:
+        return {name: list(values) for name, values in self.__dict__.items()}
+
+
+class Trainer:
+    """Train an ``MLP`` on labelled images.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    x_train : ndarray of shape (n_samples, H, W) or (n_samples, n_features)
+        Training inputs, usually uint8 pixels (scaled by 1/255 in the network). A part
+        of it, stratified by class, is held out for validation (``config.val_fraction``).
+    y_train : ndarray of shape (n_samples,)
+        Integer labels in ``0 .. n_classes - 1``.
+    n_classes : int, optional
+        Defaults to ``y_train.max() + 1``.
+    callbacks : Callbacks, optional
+    model : MLP, optional
+        Start from this network instead of a new one built from ``config``.
+    input_scale : float
+        Passed to a new network: 1/255 for pixels, 1.0 for inputs already scaled.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        n_classes: int | None = None,
+        callbacks: Callbacks | None = None,
+        model: MLP | None = None,
+        input_scale: float = 1.0 / 255.0,
+    ) -> None:
+        self.config = config
+        self.callbacks = callbacks or Callbacks()
+        y_train = np.asarray(y_train, dtype=np.int64)
+        if x_train.shape[0] != y_train.shape[0] or x_train.shape[0] < 2:
+            raise ValueError(
+                f"need at least 2 samples and one label per sample, got "
+                f"{x_train.shape[0]} inputs and {y_train.shape[0]} labels"
+            )
+        self.n_classes = int(n_classes if n_classes is not None else y_train.max() + 1)
+        self.x = x_train.reshape(x_train.shape[0], -1)
+        self.image_shape = x_train.shape[1:] if x_train.ndim == 3 else None
+        seeds = np.random.SeedSequence(config.seed).spawn(4)
+        self._split_rng, self._shuffle_rng, self._dropout_rng, self._augment_rng = (
+            np.random.default_rng(s) for s in seeds
+        )
+        self.train_idx, val_idx = stratified_split(
+            y_train, config.val_fraction, self._split_rng
+        )
+        self.y = y_train
+        self.x_val, self.y_val = self.x[val_idx], y_train[val_idx]
+        self.model = model or MLP(
+            self.x.shape[1],
+            config.hidden,
+            self.n_classes,
+            activation=config.activation,
+            init=config.init,
+            dtype=config.dtype,
+            seed=config.seed,
+            input_scale=input_scale,
+        )
+        self.optimizer = make_optimizer(
+            config.optimizer, self.model.params, config.momentum, config.nesterov
+        )
+        self.history = History()
+        self.epochs_done = 0
+        self.target_epochs = config.epochs
+        self.stop_reason: str | None = None
+        self.snapshots: dict[int, np.ndarray] = {0: self._first_layer_copy()}
+        self._stop_requested = False
+        self._position = 0
+        self._order: np.ndarray | None = None
+        self._epoch_sums = np.zeros(3)  # loss * n, correct, n
+        self._epoch_seconds = 0.0
+        self._good_state = self._capture_state()
+        self._best: tuple[float, dict] | None = None
+        self._epochs_since_best = 0
+        self._full_batch_x: np.ndarray | None = None
+        batch = self.batch_size
+        self._batch_u8 = np.empty((batch, self.x.shape[1]), self.x.dtype)
+        self._batch_x = np.empty((batch, self.x.shape[1]), self.model.dtype)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def n_train(self) -> int:
+        return self.train_idx.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        size = self.config.batch_size
+        return self.n_train if size == 0 else min(size, self.n_train)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-self.n_train // self.batch_size)
+
+    @property
+    def progress(self) -> float:
+        """Epochs done, fractional within the current epoch."""
+        return self.epochs_done + self._position / self.n_train
+
+    @property
+    def finished(self) -> bool:
+        """True when the target epochs are done or training was halted (diverged, early stop)."""
+        return self.epochs_done >= self.target_epochs or self.stop_reason is not None
+
+    # ---------------------------------------------------------------- control
+    def request_stop(self) -> None:
+        """Ask a running ``run``/``fit`` to return after the current batch (thread-safe)."""
+        self._stop_requested = True
+
+    def extend(self, epochs: int) -> None:
+        """Plan ``epochs`` more epochs after those already planned (Continue)."""
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {epochs}")
+        self.target_epochs = max(self.target_epochs, self.epochs_done) + epochs
+        self.stop_reason = None
+
+    def fit(self, epochs: int | None = None) -> History:
+        """Train to the target (or ``epochs`` more), unless stopped; return the history."""
+        if epochs is not None:
+            self.extend(epochs)
+        self.run()
+        return self.history
+
+    def run(
+        self, max_seconds: float | None = None, max_batches: int | None = None
+    ) -> int:
+        """Train until finished, stopped, or a budget is spent; return batches done."""
+        self._stop_requested = False
+        deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+        done = 0
+        while not self.finished and not self._stop_requested:
+            if max_batches is not None and done >= max_batches:
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+            self.step()
+            done += 1
+        return done
+
+    def step(self) -> dict | None:
+        """Train on one batch; return its figures, or None if training is finished."""
+        if self.finished:
+            return None
+        start = time.perf_counter()
+        if self._position == 0:
+            self._order = self._epoch_order()
+        idx = self._order[self._position : self._position + self.batch_size]
+        x, y = self._load_batch(idx)
+        lr = self._current_lr()
+        loss, grads = self.model.loss_and_gradient(
+            x, y, self.config.l2, self.config.dropout, self._dropout_rng
+        )
+        if not np.isfinite(loss):
+            self._halt_diverged(loss)
+            return None
+        self.optimizer.step(self.model.params, grads, lr)
+        n = idx.shape[0]
+        correct = self.model.last_batch_correct
+        self._epoch_sums += (loss * n, correct, n)
+        self._position += n
+        self._epoch_seconds += time.perf_counter() - start
+        info = self._record_batch(loss, correct / n, lr, n)
+        if self._position >= self.n_train:
+            self._end_epoch(lr)
+        return info
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy of the current network on (x, y)."""
+        if x.shape[0] == 0:
+            return float("nan"), float("nan")
+        probs = self.model.predict_proba(x)
+        p_true = probs[np.arange(y.shape[0]), y].astype(np.float64)
+        loss = float(-np.mean(np.log(np.maximum(p_true, np.finfo(np.float64).tiny))))
+        return loss, float(np.mean(probs.argmax(axis=1) == y))
+
+    # ---------------------------------------------------------------- internals
+    def _epoch_order(self) -> np.ndarray:
+        if self.batch_size >= self.n_train:
+            return self.train_idx
+        return self._shuffle_rng.permutation(self.train_idx)
+
+    def _load_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, n = self.config, idx.shape[0]
+        augmenting = c.augment_shift > 0 or c.augment_rotation > 0
+        if n == self.n_train and not augmenting:
+            if self._full_batch_x is None:
+                self._full_batch_x = self.model.prepare_inputs(self.x[idx])
+            return self._full_batch_x, self.y[idx]
+        raw = np.take(self.x, idx, axis=0, out=self._batch_u8[:n])
+        if augmenting:
+            if self.image_shape is None:
+                raise ValueError("augmentation needs image-shaped inputs (n, H, W)")
+            images = augment_batch(
+                raw.reshape(n, *self.image_shape),
+                self._augment_rng,
+                c.augment_shift,
+                c.augment_rotation,
+            )
+            raw = images.reshape(n, -1)
+        x = self._batch_x[:n]
+        np.multiply(raw, self.model.dtype.type(self.model.input_scale), out=x)
+        return x, self.y[idx]
+
+    def _current_lr(self) -> float:
+        c = self.config
+        return learning_rate(
+            c.schedule, c.lr, self.progress, self.target_epochs, c.step_epochs, c.gamma
+        )
+
+    def _record_batch(self, loss: float, acc: float, lr: float, n: int) -> dict:
+        h = self.history
+        h.batch_progress.append(self.progress)
+        h.batch_loss.append(loss)
+        h.batch_accuracy.append(acc)
+        info = {
+            "epoch": self.epochs_done + 1,
+            "batch": -(-self._position // self.batch_size),
+            "batches_per_epoch": self.batches_per_epoch,
+            "loss": loss,
+            "accuracy": acc,
+            "lr": lr,
+        }
+        self._notify(self.callbacks.on_batch, info)
+        return info
+
+    def _end_epoch(self, lr: float) -> None:
+        loss_sum, correct, n = self._epoch_sums
+        if not np.all(np.isfinite(self.model.params)):
+            self._halt_diverged(float("nan"))
+            return
+        self.epochs_done += 1
+        self._position = 0
+        val_loss, val_acc = self.evaluate(self.x_val, self.y_val)
+        seconds = self._epoch_seconds
+        h = self.history
+        h.epoch.append(self.epochs_done)
+        h.train_loss.append(loss_sum / n)
+        h.train_accuracy.append(correct / n)
+        h.val_loss.append(val_loss)
+        h.val_accuracy.append(val_acc)
+        h.learning_rate.append(lr)
+        h.seconds_per_epoch.append(seconds)
+        h.samples_per_second.append(n / seconds if seconds > 0 else float("inf"))
+        self._epoch_sums[:] = 0
+        self._epoch_seconds = 0.0
+        self._keep_snapshot()
+        self._good_state = self._capture_state()
+        self._check_early_stopping(val_loss)
+        info = {
+            "epoch": self.epochs_done,
+            "train_loss": h.train_loss[-1],
+            "train_accuracy": h.train_accuracy[-1],
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": lr,
+            "seconds": seconds,
+            "samples_per_second": h.samples_per_second[-1],
+        }
+        self._notify(self.callbacks.on_epoch, info)
+
+    def _notify(self, callbacks: Sequence[Callback], info: dict) -> None:
+        for callback in callbacks:
+            if callback(self, info):
+                self._stop_requested = True
+
+    def _capture_state(self) -> dict:
+        state = {"params": self.model.params.copy()}
+        for key, value in self.optimizer.state.items():
+            state[f"opt_{key}"] = value.copy()
+        return state
+
+    def _restore_state(self, state: dict) -> None:
+        self.model.params[...] = state["params"]
+        for key, value in self.optimizer.state.items():
+            value[...] = state[f"opt_{key}"]
+
+    def _halt_diverged(self, loss: float) -> None:
+        where = f"epoch {self.epochs_done + 1}"
+        self._restore_state(self._good_state)
+        self._position = 0
+        self._epoch_sums[:] = 0
+        self._epoch_seconds = 0.0
+        self.stop_reason = (
+            f"Training diverged: the loss became {loss} in {where}. The weights from the end "
+            f"of epoch {self.epochs_done} were restored. Lower the learning rate "
+            f"(now {self.config.lr:g}) and train again."
+        )
+
+    def _check_early_stopping(self, val_loss: float) -> None:
+        patience = self.config.early_stopping
+        if not patience:
+            return
+        if self._best is None or val_loss < self._best[0]:
+            self._best = (val_loss, self._capture_state())
+            self._epochs_since_best = 0
+            return
+        self._epochs_since_best += 1
+        if self._epochs_since_best >= patience:
+            best_epoch = self.epochs_done - self._epochs_since_best
+            self._restore_state(self._best[1])
+            self.stop_reason = (
+                f"Early stopping: the validation loss has not improved for {patience} "
+                f"epochs; the weights of epoch {best_epoch} (best validation loss "
+                f"{self._best[0]:.4f}) were restored."
+            )
+
+    def _first_layer_copy(self) -> np.ndarray:
+        return self.model.weights[0].astype(np.float16)
+
+    def _keep_snapshot(self) -> None:
+        self.snapshots[self.epochs_done] = self._first_layer_copy()
+        size = next(iter(self.snapshots.values())).nbytes
+        if size * len(self.snapshots) > SNAPSHOT_BUDGET_BYTES:
+            # Thin out: keep the first, the last, and every other one between.
+            epochs = sorted(self.snapshots)
+            for epoch in epochs[1:-1:2]:
+                del self.snapshots[epoch]
+
+    def summary(self) -> dict:
+        """The run in a few figures (for a saved model's metadata)."""
+        h = self.history
+        return {
+            "epochs": self.epochs_done,
+            "train_samples": int(self.n_train),
+            "val_samples": int(self.y_val.shape[0]),
+            "final_train_loss": h.train_loss[-1] if h.train_loss else None,
+            "final_val_accuracy": h.val_accuracy[-1] if h.val_accuracy else None,
+            "seconds": float(sum(h.seconds_per_epoch)),
+            "stop_reason": self.stop_reason,
+        }
