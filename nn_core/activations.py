@@ -67,7 +67,5 @@ ACTIVATIONS: dict[str, tuple[Forward, Backward]] = {
 def check_activation(name: str) -> str:
     """Return ``name`` if it is a known activation, else raise a ValueError listing them."""
     if name not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}"
-        )
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
     return name

@@ -6,9 +6,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
-def random_shift(
-    images: np.ndarray, max_shift: int, rng: np.random.Generator
-) -> np.ndarray:
+def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Shift each image by its own random whole-pixel offset, filling with zeros.
 
     Parameters
@@ -32,9 +30,7 @@ def random_shift(
     return windows[np.arange(n), offsets[0], offsets[1]]
 
 
-def random_rotation(
-    images: np.ndarray, max_degrees: float, rng: np.random.Generator
-) -> np.ndarray:
+def random_rotation(images: np.ndarray, max_degrees: float, rng: np.random.Generator) -> np.ndarray:
     """Rotate each image about its centre by its own random angle, bilinear, zero fill.
 
     Parameters
@@ -49,9 +45,7 @@ def random_rotation(
     ndarray of shape (n_images, H, W), same dtype as ``images``
     """
     n, height, width = images.shape
-    angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, size=n)).astype(
-        np.float32
-    )
+    angles = np.deg2rad(rng.uniform(-max_degrees, max_degrees, size=n)).astype(np.float32)
     cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
     cy, cx = (height - 1) / 2, (width - 1) / 2
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)

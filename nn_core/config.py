@@ -107,9 +107,7 @@ PRESETS: dict[str, TrainConfig] = {
     "notebook": TrainConfig(
         hidden=(10,), optimizer="gd", lr=0.1, batch_size=0, epochs=500, val_fraction=0.4
     ),
-    "fast": TrainConfig(
-        hidden=(128, 64), optimizer="adam", lr=1e-3, batch_size=128, epochs=3
-    ),
+    "fast": TrainConfig(hidden=(128, 64), optimizer="adam", lr=1e-3, batch_size=128, epochs=3),
     "accurate": TrainConfig(
         hidden=(256, 128),
         optimizer="adam",

@@ -11,9 +11,7 @@ import numpy as np
 INITS = ("he", "glorot", "notebook")
 
 
-def init_layer(
-    name: str, weight: np.ndarray, bias: np.ndarray, rng: np.random.Generator
-) -> None:
+def init_layer(name: str, weight: np.ndarray, bias: np.ndarray, rng: np.random.Generator) -> None:
     """Fill one layer's weight of shape (fan_in, fan_out) and bias of shape (fan_out,)."""
     fan_in, fan_out = weight.shape
     if name == "he":

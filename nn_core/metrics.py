@@ -13,9 +13,7 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(y_true == np.asarray(y_pred)))
 
 
-def confusion_matrix(
-    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
-) -> np.ndarray:
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts of (true, predicted) pairs.
 
     Returns
@@ -23,12 +21,8 @@ def confusion_matrix(
     ndarray of shape (n_classes, n_classes), int64
         Row ``i`` column ``j`` counts samples of class ``i`` predicted as ``j``.
     """
-    flat = np.asarray(y_true, dtype=np.int64) * n_classes + np.asarray(
-        y_pred, dtype=np.int64
-    )
-    return np.bincount(flat, minlength=n_classes * n_classes).reshape(
-        n_classes, n_classes
-    )
+    flat = np.asarray(y_true, dtype=np.int64) * n_classes + np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,9 +43,7 @@ def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
     precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
     recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
     both = precision + recall
-    f1 = np.divide(
-        2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0
-    )
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
     return {
         "precision": precision,
         "recall": recall,

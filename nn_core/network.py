@@ -172,9 +172,7 @@ class MLP:
         n = x.shape[0]
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
         for start in range(0, n, PREDICT_CHUNK):
-            out[start : start + PREDICT_CHUNK] = self.forward(
-                x[start : start + PREDICT_CHUNK]
-            )
+            out[start : start + PREDICT_CHUNK] = self.forward(x[start : start + PREDICT_CHUNK])
         return out
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -308,9 +306,7 @@ def n_parameters(sizes: Sequence[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def _check_sizes(
-    n_inputs: int, hidden: Sequence[int], n_classes: int
-) -> tuple[int, ...]:
+def _check_sizes(n_inputs: int, hidden: Sequence[int], n_classes: int) -> tuple[int, ...]:
     sizes = (int(n_inputs), *(int(h) for h in hidden), int(n_classes))
     if any(s < 1 for s in sizes):
         raise ValueError(f"every layer needs at least one unit, got sizes {sizes}")

@@ -22,9 +22,7 @@ class GradientDescent:
     momentum this is the notebook's gradient descent, ``p -= lr * g``.
     """
 
-    def __init__(
-        self, params: np.ndarray, momentum: float = 0.0, nesterov: bool = False
-    ):
+    def __init__(self, params: np.ndarray, momentum: float = 0.0, nesterov: bool = False):
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0:
@@ -119,9 +117,7 @@ def make_optimizer(
         return GradientDescent(params, momentum=momentum, nesterov=nesterov)
     if name == "adam":
         return Adam(params, beta1=beta1, beta2=beta2)
-    raise ValueError(
-        f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}"
-    )
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 def learning_rate(
@@ -156,6 +152,4 @@ def learning_rate(
         frac = min(progress / max(total_epochs, 1), 1.0)
         cosine = 0.5 * (1 + math.cos(math.pi * frac))
         return base_lr * (min_fraction + (1 - min_fraction) * cosine)
-    raise ValueError(
-        f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}"
-    )
+    raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")

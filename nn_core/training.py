@@ -105,9 +105,7 @@ class Trainer:
         self._split_rng, self._shuffle_rng, self._dropout_rng, self._augment_rng = (
             np.random.default_rng(s) for s in seeds
         )
-        self.train_idx, val_idx = stratified_split(
-            y_train, config.val_fraction, self._split_rng
-        )
+        self.train_idx, val_idx = stratified_split(y_train, config.val_fraction, self._split_rng)
         self.y = y_train
         self.x_val, self.y_val = self.x[val_idx], y_train[val_idx]
         self.model = model or MLP(
@@ -184,9 +182,7 @@ class Trainer:
         self.run()
         return self.history
 
-    def run(
-        self, max_seconds: float | None = None, max_batches: int | None = None
-    ) -> int:
+    def run(self, max_seconds: float | None = None, max_batches: int | None = None) -> int:
         """Train until finished, stopped, or a budget is spent; return batches done."""
         self._stop_requested = False
         deadline = None if max_seconds is None else time.perf_counter() + max_seconds
