@@ -8,6 +8,7 @@ all of them with a few whole-vector operations.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -303,7 +304,7 @@ class _Buffers:
 
 def n_parameters(sizes: Sequence[int]) -> int:
     """Weights plus biases of a network with these layer sizes."""
-    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
 
 
 def _check_sizes(n_inputs: int, hidden: Sequence[int], n_classes: int) -> tuple[int, ...]:
@@ -319,7 +320,7 @@ def _layer_views(
     flat: np.ndarray, sizes: tuple[int, ...]
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     weights, biases, start = [], [], 0
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         weights.append(flat[start : start + fan_in * fan_out].reshape(fan_in, fan_out))
         start += fan_in * fan_out
         biases.append(flat[start : start + fan_out])
