@@ -254,8 +254,8 @@ class MLP:
             h = z
             if dropout > 0:
                 mask = buf.masks[i][:batch]
-                rng.random(out=mask)
-                np.less(mask, keep, out=mask, dtype=mask.dtype)
+                rng.random(out=mask, dtype=mask.dtype)
+                np.less(mask, keep, out=mask)
                 mask *= self.dtype.type(1.0 / keep)
                 h = buf.dropped[i][:batch]
                 np.multiply(z, mask, out=h)
