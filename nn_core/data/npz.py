@@ -1,0 +1,156 @@
+"""NumPy ``.npz`` archives with x_train, y_train and optionally x_test, y_test.
+
+Always read with ``allow_pickle=False``: object arrays (pickles) are refused, never loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+from nn_core.data.dataset import Dataset, build_dataset
+from nn_core.data.errors import DataError
+from nn_core.data.validate import (
+    DEFAULT_MAX_BYTES,
+    Source,
+    check_pixels,
+    check_same_length,
+    read_source,
+    to_images,
+    too_big,
+)
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+NPY_MAGIC = b"\x93NUMPY"
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+HOW_TO_SAVE = "np.savez(path, x_train=x, y_train=y) with numeric arrays"
+
+
+def load_npz(
+    source: Source,
+    *,
+    name: str | None = None,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Dataset:
+    """Load an ``.npz`` with x_train, y_train and optional x_test, y_test.
+
+    Parameters
+    ----------
+    source : str, PathLike, bytes or binary file-like
+    name : str, optional
+        Name for messages and ``Dataset.name``; defaults to the file name.
+    test_fraction : float
+        Held-out share when there is no x_test/y_test, in (0, 1).
+    seed : int
+        Seed of the held-out split.
+    max_bytes : int
+        Cap on the file size and on its total uncompressed size.
+
+    Returns
+    -------
+    Dataset
+        x arrays may be stored as (N, H, W), (N, H, W, 1) or (N, H*W); unknown keys are
+        ignored.
+    """
+    data, label = read_source(source, name=name, max_bytes=max_bytes)
+    return parse_npz(data, name=label, test_fraction=test_fraction, seed=seed, max_bytes=max_bytes)
+
+
+def parse_npz(
+    data: bytes, *, name: str, test_fraction: float, seed: int, max_bytes: int
+) -> Dataset:
+    """Parse npz bytes into a Dataset (see :func:`load_npz`)."""
+    arrays, all_keys = _read_arrays(data, name=name, max_bytes=max_bytes)
+    for key in ("x_train", "y_train"):
+        if key not in arrays:
+            raise DataError(
+                f"{name} has no '{key}' array (it holds: {', '.join(all_keys) or 'nothing'}). "
+                f"Save it with {HOW_TO_SAVE}."
+            )
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        have, need = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
+        raise DataError(
+            f"{name} has '{have}' but no '{need}'. Save both, or neither to hold out part of "
+            "the training set."
+        )
+    x_train, y_train = _pair(arrays, "train", name=name)
+    x_test = y_test = None
+    if "x_test" in arrays:
+        x_test, y_test = _pair(arrays, "test", name=name)
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise DataError(
+                f"{name}: x_train images are {x_train.shape[1:]} but x_test images are "
+                f"{x_test.shape[1:]}. Both must have the same size."
+            )
+    return build_dataset(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        name=name,
+        test_fraction=test_fraction,
+        seed=seed,
+        official_source=f"x_test/y_test in {name}",
+    )
+
+
+def _pair(arrays: dict[str, np.ndarray], part: str, *, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check and return (images (N, H, W) uint8, labels (N,)) for 'train' or 'test'."""
+    x_key, y_key = f"x_{part}", f"y_{part}"
+    x = to_images(arrays[x_key], name=name, key=x_key)
+    x = check_pixels(x, name=f"{name} ({x_key})")
+    y = arrays[y_key]
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    check_same_length(x, y, name=name, what=f"{x_key} vs {y_key}")
+    return x, y
+
+
+def _read_arrays(
+    data: bytes, *, name: str, max_bytes: int
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Open the archive without pickles; return the known arrays and all key names."""
+    _check_magic(data, name=name)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+            if total > max_bytes:
+                raise too_big(name, "its arrays take", max_bytes)
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+        with npz:
+            arrays = {key: _load_member(npz, key, name=name) for key in KEYS if key in npz.files}
+            return arrays, list(npz.files)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DataError(
+            f"{name} is not a readable .npz archive ({exc}). Save it again with {HOW_TO_SAVE}."
+        ) from exc
+
+
+def _check_magic(data: bytes, *, name: str) -> None:
+    """Refuse anything that is not a zip archive, naming single .npy files."""
+    if data.startswith(NPY_MAGIC):
+        raise DataError(
+            f"{name} is a single .npy array, not an .npz archive. Save the arrays together with "
+            f"{HOW_TO_SAVE}."
+        )
+    if not data.startswith(ZIP_MAGIC):
+        raise DataError(f"{name} is not an .npz archive. Save it with {HOW_TO_SAVE}.")
+
+
+def _load_member(npz: np.lib.npyio.NpzFile, key: str, *, name: str) -> np.ndarray:
+    """Load one array, refusing object arrays (which would need unpickling)."""
+    try:
+        return npz[key]
+    except ValueError as exc:
+        if "pickle" not in str(exc).lower():
+            raise
+        raise DataError(
+            f"{name}: '{key}' is stored as Python objects (a pickle), which is refused for "
+            f"safety. Save plain numeric arrays, e.g. {HOW_TO_SAVE} (uint8 images, int labels)."
+        ) from exc
