@@ -1,0 +1,175 @@
+"""Turn a drawing or a photo of a digit into a 28x28 image the way MNIST itself was made.
+
+MNIST's recipe: take the digit's bounding box, scale it (anti-aliased, keeping the aspect
+ratio) so its longer side is 20 pixels, put it in a 28x28 field and move it so that its
+centre of mass sits at the centre of the field. A network trained on MNIST only does well
+on drawings that went through the same steps.
+
+Both functions return ``(28, 28)`` uint8 in 0..255 with the stroke bright on a black
+background, the training data's own scale (the network's ``input_scale`` does the rest),
+or None when there is no stroke to speak of.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+SIZE = 28
+BOX = 20
+# A pixel counts as stroke above this strength (0..255); a drawing with none is empty.
+STROKE_THRESHOLD = 24
+# Photos: pixels darker than this share of the stroke's range above the background are
+# treated as paper (noise, shading) and set to zero.
+PHOTO_FLOOR = 0.15
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def preprocess_drawing(rgba: np.ndarray, size: int = SIZE, box: int = BOX) -> np.ndarray | None:
+    """Preprocess a canvas drawing like MNIST.
+
+    Parameters
+    ----------
+    rgba : ndarray of shape (H, W, 4), uint8
+        The canvas: a white or coloured stroke on an opaque black background, or a stroke
+        of any colour on a transparent background (then the alpha channel is the stroke).
+        A dark stroke on an opaque light background is inverted.
+    size : int
+        Side of the output field (28 for MNIST).
+    box : int
+        Longer side of the scaled digit (20 for MNIST).
+
+    Returns
+    -------
+    ndarray of shape (size, size), uint8, or None
+        None when no pixel is above ``STROKE_THRESHOLD`` (an empty canvas).
+    """
+    rgba = np.asarray(rgba)
+    if rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise ValueError(f"expected an RGBA image of shape (H, W, 4), got {rgba.shape}")
+    strength = _stroke_strength(rgba)
+    return _center_like_mnist(strength, size, box, floor=0.0)
+
+
+def preprocess_image(image: np.ndarray, size: int = SIZE, box: int = BOX) -> np.ndarray | None:
+    """Preprocess any image of a single digit (a scan, a photo, an MNIST image) like MNIST.
+
+    The polarity is detected from the border: a bright border (dark ink on paper) is
+    inverted. The background level (median of the border) is subtracted and faint shading
+    below ``PHOTO_FLOOR`` of the stroke's range is dropped, then the stroke is stretched
+    to 0..255.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W), (H, W, 3) or (H, W, 4)
+        Grayscale, RGB or RGBA; uint8 (0..255), another integer type (scaled by its
+        maximum), bool, or float in 0..1.
+    size, box : int
+        As in ``preprocess_drawing``.
+
+    Returns
+    -------
+    ndarray of shape (size, size), uint8, or None
+        None when no digit stands out from the background.
+    """
+    image = _as_uint8_range(np.asarray(image))
+    if image.ndim == 3 and image.shape[2] == 4:
+        strength = _stroke_strength(image)
+    elif image.ndim == 3 and image.shape[2] == 3:
+        strength = _bright_stroke(image @ _LUMA)
+    elif image.ndim == 2:
+        strength = _bright_stroke(image.astype(np.float32))
+    else:
+        raise ValueError(
+            f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}"
+        )
+    background = float(np.median(_border(strength)))
+    strength = strength - background
+    top = float(strength.max()) if strength.size else 0.0
+    if top <= STROKE_THRESHOLD:
+        return None
+    floor = PHOTO_FLOOR * top if background > 0 else 0.0
+    return _center_like_mnist(strength, size, box, floor=floor)
+
+
+# --------------------------------------------------------------------------- internals
+def _as_uint8_range(image: np.ndarray) -> np.ndarray:
+    """The image with values in 0..255 (any dtype)."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.integer):
+        top = np.iinfo(image.dtype).max
+        return (image.astype(np.float32) * (255.0 / top)).clip(0, 255)
+    if np.issubdtype(image.dtype, np.floating):
+        image = np.nan_to_num(image.astype(np.float32))
+        return (image * 255.0 if image.max(initial=0.0) <= 1.0 else image).clip(0, 255)
+    raise ValueError(f"cannot read an image of dtype {image.dtype}")
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    """The outermost pixels of a 2-D array."""
+    if min(a.shape) < 3:
+        return a.ravel()
+    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
+
+
+def _bright_stroke(gray: np.ndarray) -> np.ndarray:
+    """Gray levels as stroke strength, inverted when the background (border) is bright."""
+    if np.median(_border(gray)) > 127:
+        return 255.0 - gray
+    return gray
+
+
+def _stroke_strength(rgba: np.ndarray) -> np.ndarray:
+    """Stroke strength 0..255 (float32) of an RGBA image.
+
+    Transparent background (border mostly transparent): the alpha channel is the stroke,
+    whatever its colour. Opaque: the luminance, inverted if the background is bright.
+    """
+    alpha = rgba[..., 3]
+    if np.median(_border(alpha)) < 128:
+        return alpha.astype(np.float32)
+    luma = rgba[..., :3] @ _LUMA
+    if alpha.min() < 255:  # partly transparent strokes over an opaque background
+        luma *= alpha * np.float32(1 / 255)
+    return _bright_stroke(luma)
+
+
+def _center_like_mnist(
+    strength: np.ndarray, size: int, box: int, *, floor: float
+) -> np.ndarray | None:
+    """Crop to the stroke, scale the longer side to ``box``, centre the mass in ``size``."""
+    if box > size or box < 1:
+        raise ValueError(f"box must be between 1 and size ({size}), got {box}")
+    mask = strength > max(STROKE_THRESHOLD, floor)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    crop = strength[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if floor > 0:
+        crop = (crop - floor) * (255.0 / (float(crop.max()) - floor))
+    else:
+        crop = crop * (255.0 / float(crop.max()))
+    crop = np.clip(crop, 0, 255).astype(np.uint8)
+
+    height, width = crop.shape
+    scale = box / max(height, width)
+    new_h = max(1, min(box, round(height * scale)))
+    new_w = max(1, min(box, round(width * scale)))
+    digit = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.LANCZOS))
+
+    total = float(digit.sum(dtype=np.float64))
+    if total <= 0:
+        return None
+    cy = float(np.arange(new_h) @ digit.sum(axis=1, dtype=np.float64)) / total
+    cx = float(np.arange(new_w) @ digit.sum(axis=0, dtype=np.float64)) / total
+    centre = size / 2
+    top = min(max(round(centre - cy), 0), size - new_h)
+    left = min(max(round(centre - cx), 0), size - new_w)
+    out = np.zeros((size, size), dtype=np.uint8)
+    out[top : top + new_h, left : left + new_w] = digit
+    return out
