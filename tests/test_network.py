@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+
+from nn_core.activations import ACTIVATIONS
+from nn_core.network import MLP, n_parameters
+from tests.gradcheck import numerical_gradient, relative_error
+
+
+def small_problem(seed: int = 0, n: int = 9, d: int = 12, k: int = 4):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)), rng.integers(0, k, n)
+
+
+def small_model(activation: str = "relu", hidden=(7, 5), seed: int = 1) -> MLP:
+    return MLP(12, hidden, 4, activation=activation, dtype="float64", seed=seed, input_scale=1.0)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+def test_gradient_matches_finite_differences(activation, l2):
+    x, y = small_problem()
+    model = small_model(activation)
+    _, grad = model.loss_and_gradient(x, y, l2=l2)
+    analytic = grad.copy()
+    assert relative_error(analytic, numerical_gradient(model, x, y, l2=l2)) < 1e-6
+
+
+def test_output_layer_gradient_without_hidden_layers():
+    x, y = small_problem(3)
+    model = small_model(hidden=())
+    _, grad = model.loss_and_gradient(x, y, l2=0.1)
+    analytic = grad.copy()
+    assert relative_error(analytic, numerical_gradient(model, x, y, l2=0.1)) < 1e-6
+
+
+def test_dropout_gradient_matches_finite_differences_for_a_fixed_mask():
+    x, y = small_problem(4)
+    model = small_model("tanh")
+
+    def loss_with_mask(seed):
+        return model.loss_and_gradient(x, y, dropout=0.3, rng=np.random.default_rng(seed))
+
+    _, grad = loss_with_mask(7)
+    analytic = grad.copy()
+    numeric = np.zeros_like(analytic)
+    for k in range(model.params.size):
+        old = model.params[k]
+        model.params[k] = old + 1e-6
+        plus, _ = loss_with_mask(7)
+        model.params[k] = old - 1e-6
+        minus, _ = loss_with_mask(7)
+        model.params[k] = old
+        numeric[k] = (plus - minus) / 2e-6
+    assert relative_error(analytic, numeric) < 1e-6
+
+
+def test_dropout_zeroes_about_the_requested_share_and_keeps_the_mean():
+    model = MLP(20, (400,), 3, seed=0, input_scale=1.0)
+    x = np.abs(np.random.default_rng(0).standard_normal((64, 20))).astype(np.float32)
+    model.loss_and_gradient(x, np.zeros(64, int), dropout=0.5, rng=np.random.default_rng(1))
+    mask = model._buffers.masks[0][:64]
+    assert 0.45 < np.mean(mask == 0) < 0.55
+    assert set(np.unique(mask)) == {0.0, 2.0}
+
+
+def test_forward_returns_every_layer_and_probabilities():
+    model = MLP(784, (32, 16), 10, seed=0)
+    x = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    pre, act = model.forward(x, return_all=True)
+    assert [a.shape for a in act] == [(5, 32), (5, 16), (5, 10)]
+    assert [z.shape for z in pre] == [(5, 32), (5, 16), (5, 10)]
+    np.testing.assert_allclose(act[0], np.maximum(pre[0], 0))
+    np.testing.assert_allclose(act[-1].sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(model.predict(x), act[-1].argmax(axis=1))
+
+
+def test_predict_proba_in_chunks_matches_one_pass():
+    model = MLP(16, (8,), 3, seed=0, input_scale=1.0)
+    x = np.random.default_rng(1).standard_normal((5000, 16)).astype(np.float32)
+    np.testing.assert_allclose(model.predict_proba(x), model.forward(x), rtol=1e-6)
+
+
+def test_parameters_live_in_one_flat_buffer():
+    model = MLP(784, (128, 64), 10)
+    assert model.n_params == n_parameters((784, 128, 64, 10)) == 109_386
+    model.weights[1][0, 0] = 42.0
+    assert 42.0 in model.params
+    assert model.params.dtype == np.float32
+
+
+def test_float64_on_request():
+    assert MLP(4, (3,), 2, dtype="float64").params.dtype == np.float64
+
+
+def test_same_seed_same_weights_and_different_seed_different():
+    a, b, c = MLP(10, (5,), 3, seed=3), MLP(10, (5,), 3, seed=3), MLP(10, (5,), 3, seed=4)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert not np.array_equal(a.params, c.params)
+
+
+def test_notebook_init_is_uniform_zero_one_and_he_is_centred():
+    notebook = MLP(784, (10,), 10, init="notebook", seed=0)
+    assert notebook.params.min() >= 0 and notebook.params.max() < 1
+    he = MLP(784, (256,), 10, init="he", seed=0)
+    assert abs(he.weights[0].mean()) < 0.01
+    assert he.weights[0].std() == pytest.approx(np.sqrt(2 / 784), rel=0.05)
+
+
+def test_copy_is_independent():
+    model = MLP(6, (4,), 2, seed=0)
+    clone = model.copy()
+    clone.params += 1
+    assert not np.allclose(clone.params, model.params)
+    assert np.shares_memory(clone.weights[0], clone.params)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"hidden": (0,)},
+        {"n_classes": 1},
+        {"activation": "swish"},
+        {"init": "zeros"},
+        {"dtype": "int32"},
+    ],
+)
+def test_bad_architecture_is_refused(kwargs):
+    args = {"n_inputs": 4, "hidden": (3,), "n_classes": 2, **kwargs}
+    with pytest.raises(ValueError):
+        MLP(**args)
+
+
+def test_wrong_input_width_says_what_it_expects():
+    with pytest.raises(ValueError, match="784 inputs"):
+        MLP(784, (4,), 10).predict(np.zeros((2, 10, 10)))
