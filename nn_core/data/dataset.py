@@ -13,6 +13,8 @@ from nn_core.data.validate import check_labels, check_same_length
 
 def _read_only(a: np.ndarray, dtype: type) -> np.ndarray:
     """Return a read-only view of ``a`` as ``dtype`` (copying only to convert)."""
+    if a.dtype == dtype and not a.flags.writeable:
+        return a
     view = np.asarray(a, dtype=dtype).view()
     view.flags.writeable = False
     return view
@@ -40,10 +42,10 @@ class Dataset:
         True when the test part is a separate official test set, False when held out.
     """
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    x_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
     n_classes: int
     class_names: tuple[str, ...] = field(default=())
     name: str = "dataset"

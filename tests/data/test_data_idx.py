@@ -1,0 +1,192 @@
+"""Tests of the IDX loaders."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nn_core.data import (
+    DataError,
+    load_idx_files,
+    load_idx_folder,
+    load_idx_images,
+    load_idx_labels,
+)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize(("side", "k"), [(8, 3), (28, 10)])
+def test_images_and_labels_round_trip(make, tmp_path: Path, compress: bool, side: int, k: int):
+    x, y = make.images(30, side, k)
+    img, lab = make.idx_images(x), make.idx_labels(y)
+    if compress:
+        img, lab = make.gz(img), make.gz(lab)
+    (tmp_path / "imgs").write_bytes(img)
+    (tmp_path / "labs").write_bytes(lab)
+    got_x = load_idx_images(tmp_path / "imgs")
+    got_y = load_idx_labels(str(tmp_path / "labs"))
+    assert got_x.dtype == np.uint8 and got_x.shape == (30, side, side)
+    assert np.array_equal(got_x, x)
+    assert got_y.dtype == np.int64 and np.array_equal(got_y, y)
+    assert np.array_equal(load_idx_images(img), x)  # raw bytes source
+
+
+def test_folder_with_t10k_uses_official_test(make, tmp_path: Path) -> None:
+    x, y = make.images(30, 8, 3)
+    xt, yt = make.images(12, 8, 3, seed=5)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(make.gz(make.idx_images(x)))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(make.idx_labels(y))
+    (tmp_path / "t10k-images.idx3-ubyte").write_bytes(make.idx_images(xt))
+    (tmp_path / "t10k-labels.idx1-ubyte.gz").write_bytes(make.gz(make.idx_labels(yt)))
+    (tmp_path / "README.txt").write_text("ignored")
+    ds = load_idx_folder(tmp_path)
+    assert ds.test_is_official and ds.name == tmp_path.name
+    assert np.array_equal(ds.x_train, x) and np.array_equal(ds.y_train, y)
+    assert np.array_equal(ds.x_test, xt) and np.array_equal(ds.y_test, yt)
+    assert ds.n_classes == 3 and "12 images" in ds.test_source
+
+
+def test_folder_without_t10k_holds_out_stratified(make, tmp_path: Path) -> None:
+    x, y = make.images(60, 8, 3)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(make.idx_images(x))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(make.idx_labels(y))
+    ds = load_idx_folder(tmp_path, test_fraction=0.2, seed=1)
+    assert not ds.test_is_official
+    assert len(ds.y_train) + len(ds.y_test) == 60
+    assert np.bincount(ds.y_test).tolist() == [4, 4, 4]
+    assert "20%" in ds.test_source and "12 images" in ds.test_source
+    again = load_idx_folder(tmp_path, test_fraction=0.2, seed=1)
+    assert np.array_equal(again.x_test, ds.x_test)
+
+
+def test_files_mapping(make) -> None:
+    x, y = make.images(30, 8, 3)
+    xt, yt = make.images(9, 8, 3, seed=2)
+    files = {
+        "train-images-idx3-ubyte.gz": make.gz(make.idx_images(x)),
+        "some/dir/train-labels-idx1-ubyte": make.idx_labels(y),
+        "t10k-images-idx3-ubyte": make.idx_images(xt),
+        "t10k-labels-idx1-ubyte": make.idx_labels(yt),
+    }
+    ds = load_idx_files(files)
+    assert ds.test_is_official and np.array_equal(ds.x_test, xt)
+    files.pop("t10k-labels-idx1-ubyte")
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte"):
+        load_idx_files(files)
+    files.pop("t10k-images-idx3-ubyte")
+    ds = load_idx_files(files, name="upload")
+    assert not ds.test_is_official and ds.name == "upload"
+
+
+def test_missing_label_file_is_named(make) -> None:
+    x, _ = make.images(30, 8, 3)
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte"):
+        load_idx_files({"train-images-idx3-ubyte": make.idx_images(x)})
+
+
+def test_wrong_magic(make) -> None:
+    data = b"\x12\x34\x56\x78" + bytes(100)
+    with pytest.raises(DataError, match="magic") as info:
+        load_idx_images(data, name="f.bin")
+    assert "0x00000803" in str(info.value) and "f.bin" in str(info.value)
+    with pytest.raises(DataError, match="0x00000801"):
+        load_idx_labels(data)
+
+
+def test_swapped_files(make) -> None:
+    x, y = make.images(30, 8, 3)
+    with pytest.raises(DataError, match="looks like a label file"):
+        load_idx_images(make.idx_labels(y))
+    with pytest.raises(DataError, match="looks like an image file"):
+        load_idx_labels(make.idx_images(x))
+    files = {"train-images-idx3-ubyte": make.idx_labels(y)}
+    files["train-labels-idx1-ubyte"] = make.idx_images(x)
+    with pytest.raises(DataError, match="swapped"):
+        load_idx_files(files)
+
+
+def test_unsupported_idx_dtype() -> None:
+    data = b"\x00\x00\x0d\x03" + bytes(12)
+    with pytest.raises(DataError, match="float32"):
+        load_idx_images(data)
+
+
+def test_truncated(make) -> None:
+    x, y = make.images(30, 8, 3)
+    with pytest.raises(DataError, match="truncated"):
+        load_idx_images(make.idx_images(x)[:-10])
+    with pytest.raises(DataError, match="truncated"):
+        load_idx_labels(make.idx_labels(y)[:-1])
+    with pytest.raises(DataError, match="truncated"):
+        load_idx_images(make.idx_images(x)[:10])
+
+
+def test_huge_header_is_checked_before_allocating() -> None:
+    dims = (2**31, 2**16, 2**16)
+    data = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims) + bytes(64)
+    with pytest.raises(DataError, match="truncated"):
+        load_idx_images(data)
+
+
+def test_extra_bytes(make) -> None:
+    x, _ = make.images(3, 8, 3)
+    with pytest.raises(DataError, match="more than its header"):
+        load_idx_images(make.idx_images(x) + b"\x00")
+
+
+def test_zero_images_and_non_square(make) -> None:
+    with pytest.raises(DataError, match="zero images"):
+        load_idx_images(make.idx_images(np.zeros((0, 8, 8), np.uint8)))
+    with pytest.raises(DataError, match="zero labels"):
+        load_idx_labels(make.idx_labels(np.zeros(0)))
+    with pytest.raises(DataError, match="square"):
+        load_idx_images(make.idx_images(np.zeros((3, 8, 6), np.uint8)))
+
+
+def test_count_mismatch(make) -> None:
+    x, y = make.images(30, 8, 3)
+    files = {
+        "train-images-idx3-ubyte": make.idx_images(x),
+        "train-labels-idx1-ubyte": make.idx_labels(y[:29]),
+    }
+    with pytest.raises(DataError, match="30 images but 29 labels"):
+        load_idx_files(files)
+
+
+def test_test_labels_outside_train_classes(make) -> None:
+    x, y = make.images(30, 8, 3)
+    files = {
+        "train-images-idx3-ubyte": make.idx_images(x),
+        "train-labels-idx1-ubyte": make.idx_labels(y),
+        "t10k-images-idx3-ubyte": make.idx_images(x[:4]),
+        "t10k-labels-idx1-ubyte": make.idx_labels(np.array([0, 1, 2, 7])),
+    }
+    with pytest.raises(DataError, match="test labels include class 7"):
+        load_idx_files(files)
+
+
+def test_gzip_bomb_is_capped() -> None:
+    header = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (4096, 64, 64))
+    bomb = gzip.compress(header + bytes(4096 * 64 * 64))  # 16 MB of zeros, ~16 KB compressed
+    assert len(bomb) < 100_000
+    with pytest.raises(DataError, match="decompresses") as info:
+        load_idx_images(bomb, name="bomb.gz", max_bytes=1_000_000)
+    assert "max_bytes" in str(info.value) and "DIGITLAB_MAX_UPLOAD_MB" in str(info.value)
+    assert load_idx_images(bomb).shape == (4096, 64, 64)
+
+
+def test_file_over_cap(make, tmp_path: Path) -> None:
+    x, _ = make.images(30, 8, 3)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(make.idx_images(x))
+    with pytest.raises(DataError, match="too large"):
+        load_idx_images(path, max_bytes=100)
+
+
+def test_corrupt_gzip(make) -> None:
+    x, _ = make.images(30, 8, 3)
+    with pytest.raises(DataError, match="gzip"):
+        load_idx_images(make.gz(make.idx_images(x))[:-30])
