@@ -23,6 +23,8 @@ from nn_core.data.validate import (
 )
 
 PIXEL_RE = re.compile(r"pixel(\d+)")
+NON_SPACE = re.compile(rb"\S")
+BOM = b"\xef\xbb\xbf"
 SHOW = 5
 
 
@@ -78,40 +80,48 @@ def load_unlabelled_csv(
     """
     data, label = read_source(source, name=name, max_bytes=max_bytes)
     data = gunzip_if_needed(data, name=label, max_bytes=max_bytes)
-    header, body = _split_header(data, name=label)
+    header, offset = _split_header(data, name=label)
     label_col, side = _check_header(header, name=label, labelled=False)
-    table = _parse_table(body, header, name=label)
+    table = _parse_table(data, offset, header, name=label)
     return _pixels(table, header, label_col, side, name=label)
 
 
 def parse_labelled_csv(data: bytes, *, name: str, test_fraction: float, seed: int) -> Dataset:
     """Parse decompressed labelled CSV bytes into a Dataset (see :func:`load_kaggle_csv`)."""
-    header, body = _split_header(data, name=name)
+    header, offset = _split_header(data, name=name)
     label_col, side = _check_header(header, name=name, labelled=True)
-    table = _parse_table(body, header, name=name)
+    table = _parse_table(data, offset, header, name=name)
     x = _pixels(table, header, label_col, side, name=name)
     y = table[:, label_col]
     return build_dataset(x, y, name=name, test_fraction=test_fraction, seed=seed)
 
 
-def _split_header(data: bytes, *, name: str) -> tuple[list[str], str]:
-    """Decode the file and split it into header cells and the data text."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{name} is not a text CSV file (byte {exc.start} is not UTF-8 text). Pick the CSV "
-            "file, or an .npz / IDX file with the matching loader."
-        ) from exc
-    if not text.strip():
+def _split_header(data: bytes, *, name: str) -> tuple[list[str], int]:
+    """Return the header cells and the byte offset where the data rows start."""
+    start = 3 if data.startswith(BOM) else 0
+    first = NON_SPACE.search(data, start)
+    if first is None:
         raise DataError(f"{name} is empty. Pick a CSV with a header line and one image per row.")
-    first, _, body = text.lstrip("\r\n").partition("\n")
-    header = [cell.strip().strip("\"'").strip() for cell in first.split(",")]
-    if not body.strip():
+    end = data.find(b"\n", first.start())
+    end = len(data) if end < 0 else end
+    try:
+        line = data[first.start() : end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_text(name, exc) from exc
+    header = [cell.strip().strip("\"'").strip() for cell in line.split(",")]
+    if NON_SPACE.search(data, end) is None:
         raise DataError(
             f"{name} has a header line but no data rows. Pick a CSV with one image per row."
         )
-    return header, body
+    return header, end + 1
+
+
+def _not_text(name: str, exc: UnicodeDecodeError) -> DataError:
+    """Error for bytes that are not UTF-8 text."""
+    return DataError(
+        f"{name} is not a text CSV file (byte {exc.start} is not UTF-8 text). Pick the CSV "
+        "file, or an .npz / IDX file with the matching loader."
+    )
 
 
 def _names(items: list[str]) -> str:
@@ -193,25 +203,29 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _parse_table(body: str, header: list[str], *, name: str) -> np.ndarray:
-    """Parse the data rows: int64 fast path, then float64, then locate the bad cell.
+def _parse_table(data: bytes, offset: int, header: list[str], *, name: str) -> np.ndarray:
+    """Parse the rows from byte ``offset``: int16 fast path, then float64, then find the error.
 
     Returns
     -------
-    ndarray of shape (n_rows, len(header)), int64 or float64
+    ndarray of shape (n_rows, len(header)), int16 or float64
     """
-    for dtype in (np.int64, np.float64):
+    for dtype in (np.int16, np.float64):
+        buf = io.BytesIO(data)
+        buf.seek(offset)
         try:
-            table = np.loadtxt(io.StringIO(body), delimiter=",", dtype=dtype, ndmin=2)
+            table = np.loadtxt(buf, delimiter=",", dtype=dtype, ndmin=2, encoding="utf-8")
         except ValueError:
             continue
+        except UnicodeDecodeError as exc:
+            raise _not_text(name, exc) from exc
         if table.shape[1] != len(header):
             raise DataError(
                 f"{name}: the rows have {table.shape[1]} values but the header has "
                 f"{len(header)} columns. Every row needs one value per header column."
             )
         return table
-    raise _locate_bad_cell(body, header, name=name)
+    raise _locate_bad_cell(data[offset:].decode("utf-8"), header, name=name)
 
 
 def _locate_bad_cell(body: str, header: list[str], *, name: str) -> DataError:
