@@ -124,7 +124,7 @@ def save_model(
         "input_scale": float(config["input_scale"]),
         "class_names": names,
         "image_shape": shape,
-        "training": _jsonable(training or {}),
+        "training": jsonable(training or {}),
     }
     text = json.dumps(document, allow_nan=False, ensure_ascii=False)
     arrays = {"config_json": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
@@ -147,14 +147,14 @@ def save_model(
             tmp.unlink()
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars/arrays converted, non-finite floats as None."""
+def jsonable(value: Any) -> Any:
+    """``value`` as strict JSON values: numpy scalars/arrays converted, NaN/inf as None."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -172,7 +172,7 @@ def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
     ----------
     source : path, bytes or binary file-like
         A file path, the file's bytes, or an open binary file (e.g. Streamlit's
-        ``UploadedFile``), read from its current position.
+        ``UploadedFile``), rewound first when it is seekable.
     max_bytes : int
         Files larger than this are refused before being read.
 
@@ -191,7 +191,7 @@ def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
     data, label = _read_source(source, max_bytes)
     if not data.startswith(b"PK"):
         raise ModelFileError(
-            f"{label} is not a model file: a digitlab model is a .npz (zip) archive. "
+            f"{label} is not a digitlab model: those are .npz (zip) archives. "
             "Choose a .npz saved by digitlab (Download model, or `python -m nn_core train "
             "--out model.npz`)."
         )
@@ -230,6 +230,9 @@ def _read_source(source: Source, max_bytes: int) -> tuple[bytes, str]:
     elif hasattr(source, "read"):
         name = getattr(source, "name", None)
         label = f"The model file {Path(str(name)).name}" if name else "The model file"
+        seekable = getattr(source, "seekable", None)
+        if callable(seekable) and seekable():
+            source.seek(0)
         data = source.read(max_bytes + 1)
         if isinstance(data, str):
             raise ModelFileError(f"{label} was opened as text; open it in binary mode ('rb').")

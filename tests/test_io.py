@@ -101,7 +101,7 @@ def refused(source, match: str) -> str:
 
 
 def test_random_bytes_and_text_refused():
-    refused(np.random.default_rng(0).bytes(1000), "not a model file")
+    refused(np.random.default_rng(0).bytes(1000), "not a digitlab model")
     refused(b"", "empty")
     refused(b"PK\x03\x04 garbage", "damaged or truncated")
 
