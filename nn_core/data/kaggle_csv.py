@@ -215,10 +215,10 @@ def _parse_table(data: bytes, offset: int, header: list[str], *, name: str) -> n
         buf.seek(offset)
         try:
             table = np.loadtxt(buf, delimiter=",", dtype=dtype, ndmin=2, encoding="utf-8")
+        except UnicodeDecodeError as exc:  # a ValueError subclass: test it first
+            raise _not_text(name, exc) from exc
         except ValueError:
             continue
-        except UnicodeDecodeError as exc:
-            raise _not_text(name, exc) from exc
         if table.shape[1] != len(header):
             raise DataError(
                 f"{name}: the rows have {table.shape[1]} values but the header has "
