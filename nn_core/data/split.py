@@ -31,15 +31,12 @@ def stratified_split(
     if fraction == 0.0:
         return np.arange(labels.shape[0], dtype=np.int64), np.empty(0, dtype=np.int64)
     order = np.argsort(labels, kind="stable")
-    classes, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    _classes, starts, counts = np.unique(labels[order], return_index=True, return_counts=True)
     held = []
     for start, count in zip(starts, counts):
         members = order[start : start + count]
-        n_held = int(round(count * fraction))
-        if count >= 2:
-            n_held = min(max(n_held, 1), count - 1)
-        else:
-            n_held = 0
+        n_held = round(count * fraction)
+        n_held = min(max(n_held, 1), count - 1) if count >= 2 else 0
         held.append(rng.permutation(members)[:n_held])
     held_out = np.sort(np.concatenate(held)).astype(np.int64)
     mask = np.ones(labels.shape[0], dtype=bool)
