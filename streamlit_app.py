@@ -1,0 +1,24 @@
+"""digitlab: train a from-scratch NumPy network on handwritten digits and watch it learn.
+
+Run with ``streamlit run streamlit_app.py``. The sidebar (training controls) is drawn here
+on every page, so a run keeps going while you move between pages.
+"""
+
+import streamlit as st
+
+from ui.sidebar import render_sidebar
+
+PAGES = [
+    st.Page("pages/training.py", title="Training", icon="📈", default=True),
+    st.Page("pages/weights.py", title="Weights", icon="🧩"),
+    st.Page("pages/evaluation.py", title="Evaluation", icon="🎯"),
+    st.Page("pages/mistakes.py", title="Mistakes", icon="❌"),
+    st.Page("pages/draw.py", title="Draw", icon="✏️"),
+    st.Page("pages/models.py", title="Models", icon="💾"),
+]
+
+page = st.navigation(PAGES)
+# After st.navigation: called before it, AppTest lost the sidebar on every rerun.
+st.set_page_config(page_title="digitlab", page_icon="✍️", layout="wide")
+render_sidebar()
+page.run()

@@ -1,0 +1,60 @@
+"""Caps for a shared server, read from environment variables with hosted-demo defaults.
+
+A self-hosted user raises them, e.g. ``DIGITLAB_MAX_EPOCHS=200 streamlit run
+streamlit_app.py``. Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_DEFAULTS: dict[str, float] = {
+    # Epochs per run. High enough for the notebook preset (500 full-batch iterations);
+    # the time cap below is what really bounds the work of one run.
+    "DIGITLAB_MAX_EPOCHS": 500,
+    "DIGITLAB_MAX_WIDTH": 512,  # units per hidden layer
+    "DIGITLAB_MAX_LAYERS": 4,  # hidden layers
+    "DIGITLAB_MAX_TRAIN_SECONDS": 300,  # training time per Start / Continue
+    "DIGITLAB_MAX_UPLOAD_MB": 50,  # data set and model uploads
+    "DIGITLAB_MAX_CONCURRENT": 2,  # trainings running at once on the server
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_epochs: int
+    max_width: int
+    max_layers: int
+    max_train_seconds: float
+    max_upload_mb: float
+    max_concurrent: int
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def _read(name: str, environ: dict[str, str]) -> float:
+    default = ENV_DEFAULTS[name]
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def get_limits(environ: dict[str, str] | None = None) -> Limits:
+    """The caps now in force (invalid or non-positive values fall back to the default)."""
+    env = dict(os.environ if environ is None else environ)
+    return Limits(
+        max_epochs=int(_read("DIGITLAB_MAX_EPOCHS", env)),
+        max_width=int(_read("DIGITLAB_MAX_WIDTH", env)),
+        max_layers=int(_read("DIGITLAB_MAX_LAYERS", env)),
+        max_train_seconds=float(_read("DIGITLAB_MAX_TRAIN_SECONDS", env)),
+        max_upload_mb=float(_read("DIGITLAB_MAX_UPLOAD_MB", env)),
+        max_concurrent=max(1, int(_read("DIGITLAB_MAX_CONCURRENT", env))),
+    )
