@@ -393,6 +393,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"The notebook preset reaches {pct(test_accuracy)} test accuracy. {NOTEBOOK_NOTE}")
     if args.out is not None:
         print(f"Model saved to {args.out}")
+    else:
+        print("The model was not saved (add --out model.npz to keep it).")
     if args.metrics_json is not None:
         print(f"Metrics written to {args.metrics_json}")
     return 0

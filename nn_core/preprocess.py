@@ -77,7 +77,7 @@ def preprocess_image(image: np.ndarray, size: int = SIZE, box: int = BOX) -> np.
     if image.ndim == 3 and image.shape[2] == 4:
         strength = _stroke_strength(image)
     elif image.ndim == 3 and image.shape[2] == 3:
-        strength = _bright_stroke(image @ _LUMA)
+        strength = _bright_stroke(_luma(image))
     elif image.ndim == 2:
         strength = _bright_stroke(image.astype(np.float32))
     else:
@@ -85,7 +85,7 @@ def preprocess_image(image: np.ndarray, size: int = SIZE, box: int = BOX) -> np.
             f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}"
         )
     background = float(np.median(_border(strength)))
-    strength = strength - background
+    strength = strength.astype(np.float32) - background
     top = float(strength.max()) if strength.size else 0.0
     if top <= STROKE_THRESHOLD:
         return None
@@ -117,25 +117,40 @@ def _border(a: np.ndarray) -> np.ndarray:
 
 
 def _bright_stroke(gray: np.ndarray) -> np.ndarray:
-    """Gray levels as stroke strength, inverted when the background (border) is bright."""
+    """Gray levels (0..255) as stroke strength, inverted when the border is bright."""
     if np.median(_border(gray)) > 127:
-        return 255.0 - gray
+        return gray.dtype.type(255) - gray
     return gray
 
 
 def _stroke_strength(rgba: np.ndarray) -> np.ndarray:
-    """Stroke strength 0..255 (float32) of an RGBA image.
+    """Stroke strength of an RGBA image.
 
     Transparent background (border mostly transparent): the alpha channel is the stroke,
     whatever its colour. Opaque: the luminance, inverted if the background is bright.
+    The result is uint8/uint16 or float32, always in 0..255.
     """
     alpha = rgba[..., 3]
     if np.median(_border(alpha)) < 128:
-        return alpha.astype(np.float32)
-    luma = rgba[..., :3] @ _LUMA
+        return alpha
+    luma = _luma(rgba[..., :3])
     if alpha.min() < 255:  # partly transparent strokes over an opaque background
-        luma *= alpha * np.float32(1 / 255)
+        luma = luma * (alpha * np.float32(1 / 255))
     return _bright_stroke(luma)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luminance 0..255 of (H, W, 3) pixels (integer arithmetic for uint8)."""
+    if rgb.dtype == np.uint8:
+        r, g, b = (rgb[..., i].astype(np.uint16) for i in range(3))
+        r *= 77
+        g *= 150
+        b *= 29
+        r += g
+        r += b
+        r >>= 8
+        return r
+    return rgb @ _LUMA
 
 
 def _center_like_mnist(
