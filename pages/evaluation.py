@@ -1,0 +1,91 @@
+"""Evaluation: the confusion matrix on the test set, its cells' samples, per-class scores."""
+
+import numpy as np
+import streamlit as st
+
+from ui import charts
+from ui.views import current_model, digit_image, evaluation, model_caption, no_model_message
+
+st.header("Evaluation")
+
+view = current_model()
+if view is None:
+    no_model_message()
+    st.stop()
+model_caption(view)
+dataset, result = evaluation(view)
+if result is None:
+    st.warning(
+        "This model does not fit the chosen data set (different image size or classes). "
+        "Pick the data it was trained on in the sidebar."
+    )
+    st.stop()
+
+names = list(view.class_names)[: result["confusion"].shape[0]]
+n_classes = len(names)
+st.metric("Test accuracy", f"{result['accuracy']:.2%}", help=dataset.test_source)
+st.caption(f"On {dataset.test_source or 'the test set'}.")
+
+# A click on a cell selects that (true, predicted) pair, before the select boxes exist.
+event = st.session_state.get("confusion_chart")
+points = ((event or {}).get("selection") or {}).get("points", []) if event else []
+if points:
+    marker = (points[0].get("x"), points[0].get("y"))
+    if st.session_state.get("_cm_last_click") != marker:
+        st.session_state["_cm_last_click"] = marker
+        if marker[0] in names and marker[1] in names:
+            st.session_state["cm_pred"] = names.index(marker[0])
+            st.session_state["cm_true"] = names.index(marker[1])
+
+st.session_state.setdefault("cm_true", 0)
+st.session_state.setdefault("cm_pred", 1 if n_classes > 1 else 0)
+
+left, right = st.columns([3, 2])
+with left:
+    norm = st.radio(
+        "Show",
+        ["counts", "rows"],
+        format_func={"counts": "counts", "rows": "row-normalised (recall)"}.get,
+        key="cm_norm",
+        horizontal=True,
+    )
+    st.plotly_chart(
+        charts.confusion_figure(result["confusion"], names, normalise=norm == "rows"),
+        key="confusion_chart",
+        on_select="rerun",
+        selection_mode="points",
+        width="stretch",
+    )
+with right:
+    st.subheader("Samples in a cell")
+    a, b = st.columns(2)
+    true = a.selectbox("True class", range(n_classes), format_func=names.__getitem__, key="cm_true")
+    pred = b.selectbox(
+        "Predicted class", range(n_classes), format_func=names.__getitem__, key="cm_pred"
+    )
+    y_test = dataset.y_test
+    idx = np.flatnonzero((y_test == true) & (result["y_pred"] == pred))
+    st.caption(f"{len(idx)} test images of class {names[true]} predicted as {names[pred]}.")
+    if len(idx):
+        shown = idx[:40]
+        st.image(
+            [digit_image(dataset.x_test[i], 2) for i in shown],
+            caption=[f"#{i} ({result['probs'][i, pred]:.0%})" for i in shown],
+        )
+        if len(idx) > len(shown):
+            st.caption(f"Showing the first {len(shown)}.")
+
+st.subheader("Per-class precision and recall")
+scores = result["scores"]
+st.plotly_chart(charts.class_scores_figure(scores, names), key="class_scores_chart")
+st.dataframe(
+    {
+        "class": names,
+        "precision": np.round(scores["precision"], 4),
+        "recall": np.round(scores["recall"], 4),
+        "f1": np.round(scores["f1"], 4),
+        "support": scores["support"],
+    },
+    hide_index=True,
+    key="class_scores_table",
+)

@@ -1,0 +1,94 @@
+"""Model files: the bytes to download, and the upload widget (shared by Models and Draw)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import streamlit as st
+
+from nn_core.io import ModelFileError, load_model, save_model
+from ui import state as keys
+from ui.limits import get_limits
+
+
+def model_bytes(run) -> bytes:
+    """The run's current network as a digitlab ``.npz`` (saved from a copy)."""
+    buffer = io.BytesIO()
+    training = {
+        **run.trainer.summary(),
+        "config": run.config.to_dict(),
+        "data": run.settings.get("data"),
+    }
+    save_model(
+        buffer,
+        run.model.copy(),
+        class_names=list(run.dataset.class_names),
+        training=training,
+        image_shape=run.dataset.image_shape,
+    )
+    return buffer.getvalue()
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return value if np.isfinite(value) else None
+    return value
+
+
+def metrics_json(run) -> str:
+    """Settings, history and the test-set results of a run, as JSON."""
+    result = run.evaluation()
+    document = {
+        "settings": run.settings,
+        "summary": run.trainer.summary(),
+        "history": run.trainer.history.to_dict(),
+        "test": {
+            "source": run.dataset.test_source,
+            "accuracy": result["accuracy"],
+            "confusion_matrix": result["confusion"],
+            "per_class": {k: v for k, v in result["scores"].items()},
+            "class_names": list(run.dataset.class_names),
+        },
+    }
+    return json.dumps(_clean(document), indent=2)
+
+
+def _on_model_upload(key: str) -> None:
+    ss = st.session_state
+    file = ss.get(key)
+    if file is None:
+        return
+    try:
+        ss[keys.UPLOADED_MODEL] = load_model(file, max_bytes=get_limits().max_upload_bytes)
+        ss[keys.MODEL_ERROR] = None
+    except ModelFileError as exc:
+        ss[keys.MODEL_ERROR] = str(exc)
+
+
+def upload_model_widget(key: str = "model_upload") -> None:
+    """A model-file uploader; a bad file shows its message and changes nothing else."""
+    st.file_uploader(
+        "Model file (.npz saved by digitlab)",
+        type=["npz"],
+        key=key,
+        on_change=_on_model_upload,
+        args=(key,),
+    )
+    ss = st.session_state
+    if ss.get(keys.MODEL_ERROR):
+        st.error(ss[keys.MODEL_ERROR])
+    loaded = ss.get(keys.UPLOADED_MODEL)
+    if loaded is not None:
+        sizes = keys.architecture_label(loaded.model.sizes)
+        st.caption(f"Uploaded model: {sizes}, classes {', '.join(loaded.class_names)}.")
