@@ -9,16 +9,16 @@ import streamlit as st
 from ui.sidebar import render_sidebar
 
 PAGES = [
-    st.Page("pages/training.py", title="Training", icon="📈", default=True),
-    st.Page("pages/weights.py", title="Weights", icon="🧩"),
-    st.Page("pages/evaluation.py", title="Evaluation", icon="🎯"),
-    st.Page("pages/mistakes.py", title="Mistakes", icon="❌"),
-    st.Page("pages/draw.py", title="Draw", icon="✏️"),
-    st.Page("pages/models.py", title="Models", icon="💾"),
+    st.Page("pages/training.py", title="Training", icon=":material/show_chart:", default=True),
+    st.Page("pages/weights.py", title="Weights", icon=":material/grid_view:"),
+    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/table_chart:"),
+    st.Page("pages/mistakes.py", title="Mistakes", icon=":material/error:"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("pages/models.py", title="Models", icon=":material/save:"),
 ]
 
 page = st.navigation(PAGES)
 # After st.navigation: called before it, AppTest lost the sidebar on every rerun.
-st.set_page_config(page_title="digitlab", page_icon="✍️", layout="wide")
+st.set_page_config(page_title="digitlab", page_icon=":material/draw:", layout="wide")
 render_sidebar()
 page.run()

@@ -37,8 +37,11 @@ if points:
             st.session_state["cm_pred"] = names.index(marker[0])
             st.session_state["cm_true"] = names.index(marker[1])
 
-st.session_state.setdefault("cm_true", 0)
-st.session_state.setdefault("cm_pred", 1 if n_classes > 1 else 0)
+if "cm_true" not in st.session_state or "cm_pred" not in st.session_state:
+    # Start on the most frequent confusion.
+    off = result["confusion"].astype(float) - np.diag(np.diag(result["confusion"]))
+    worst = np.unravel_index(int(np.argmax(off)), off.shape)
+    st.session_state["cm_true"], st.session_state["cm_pred"] = int(worst[0]), int(worst[1])
 
 left, right = st.columns([3, 2])
 with left:

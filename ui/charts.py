@@ -259,7 +259,7 @@ def probability_figure(
         height=height,
         margin={"l": 30, "r": 10, "t": 10, "b": 30},
         yaxis={"range": [0, 1.15], "tickformat": ".0%"},
-        xaxis={"type": "category"},
+        xaxis={"type": "category", "tickmode": "linear", "dtick": 1},
         showlegend=False,
     )
     return fig

@@ -159,17 +159,15 @@ def progress_panel(run: TrainingRun | None) -> None:
     st.progress(
         p["fraction"], text=f"{status}: epoch {p['epoch_fraction']:.2f} / {p['target_epochs']}"
     )
-    c1, c2 = st.columns(2)
-    c1.metric(
-        "Epoch",
-        f"{min(p['epochs_done'] + 1, p['target_epochs'])}/{p['target_epochs']}"
-        if not run.finished
-        else f"{p['epochs_done']}/{p['target_epochs']}",
-    )
-    c2.metric("Batch", f"{p['batch']}/{p['batches_per_epoch']}")
+    epoch = p["epochs_done"] if run.finished else min(p["epochs_done"] + 1, p["target_epochs"])
     rate = p["samples_per_second"]
-    c1.metric("Images/s", f"{rate:,.0f}" if rate else "–")
-    c2.metric("Time left", _fmt_seconds(p["seconds_left"]) if run.active else "–")
+    left = _fmt_seconds(p["seconds_left"]) if run.active else "–"
+    line = (
+        f"**Epoch** {epoch}/{p['target_epochs']} · **batch** {p['batch']}/{p['batches_per_epoch']}"
+    )
+    if rate:
+        line += f"  \n**{rate:,.0f}** images/s · **{left}** left"
+    st.markdown(line)
     if run.message:
         st.warning(run.message)
     if run.error:
