@@ -1,0 +1,165 @@
+"""The Streamlit-free helpers: charts, share links, limits, the training queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from nn_core import PRESETS, TrainConfig
+from ui import charts, share
+from ui import state as keys
+from ui.explain import shapes_rows
+from ui.limits import ENV_DEFAULTS, get_limits
+from ui.runner import TrainingGate, history_view
+
+
+def test_weight_tiles_layout_and_scaling():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(784, 10)).astype(np.float32)
+    grid, limit, cols = charts.weight_tiles(w, (28, 28), "shared")
+    rows, cols2 = charts.grid_shape(10)
+    assert cols == cols2 == 4 and rows == 3
+    assert grid.shape == (3 * 29 - 1, 4 * 29 - 1)
+    assert limit == pytest.approx(np.abs(w).max())
+    # Unit 5 sits in row 1, column 1.
+    np.testing.assert_allclose(grid[29:57, 29:57], w[:, 5].reshape(28, 28))
+    per_unit, limit_u, _ = charts.weight_tiles(w, (28, 28), "unit")
+    assert limit_u == pytest.approx(1.0)
+    assert np.abs(per_unit[29:57, 29:57]).max() == pytest.approx(1.0)
+
+
+def test_unit_at_inverts_the_tiling():
+    for unit in range(10):
+        r, c = divmod(unit, 4)
+        assert charts.unit_at(c * 29 + 3, r * 29 + 27, (28, 28), 4, 10) == unit
+    assert charts.unit_at(28, 0, (28, 28), 4, 10) is None  # the gap
+    assert charts.unit_at(3 * 29 + 1, 2 * 29 + 1, (28, 28), 4, 10) is None  # past unit 9
+
+
+def test_weights_grid_figure_is_light_and_centred():
+    w = np.random.default_rng(1).normal(size=(784, 128)).astype(np.float32)
+    fig = charts.weights_grid_figure(w, (28, 28), "shared", selected=3)
+    heatmap = fig.data[0]
+    assert heatmap.zmid == 0 and heatmap.colorscale[0][1] != heatmap.colorscale[-1][1]
+    assert np.asarray(heatmap.z).dtype == np.int8
+    assert len(fig.to_json()) < 400_000
+    assert fig.layout.shapes  # the selected unit is outlined
+
+
+def test_confusion_figure_normalises_rows():
+    cm = np.array([[8, 2], [1, 9]])
+    fig = charts.confusion_figure(cm, ["a", "b"], normalise=True)
+    assert fig.data[0].text[0][0] == "80.0%"
+    counts = charts.confusion_figure(cm, ["a", "b"])
+    assert counts.data[0].text[1][1] == "9"
+
+
+def test_downsample_keeps_the_mean():
+    x = np.arange(10_000, dtype=float)
+    y = np.sin(x)
+    xs, ys = charts.downsample(x, y, 100)
+    assert len(xs) == 100 and ys.mean() == pytest.approx(y.mean(), abs=1e-9)
+    xs, _ = charts.downsample(x[:50], y[:50], 100)
+    assert len(xs) == 50
+
+
+def test_curve_and_probability_figures():
+    class H:
+        batch_progress = np.linspace(0.1, 2, 20)
+        batch_loss = np.linspace(2, 0.2, 20)
+        batch_accuracy = np.linspace(0.1, 0.9, 20)
+        epoch = np.array([1.0, 2.0])
+        train_loss = np.array([1.0, 0.3])
+        val_loss = np.array([np.nan, np.nan])
+        train_accuracy = np.array([0.5, 0.9])
+        val_accuracy = np.array([0.6, 0.9])
+
+    loss = charts.curve_figure(H, "loss")
+    assert [t.name for t in loss.data] == ["train loss (per batch)", "train loss (epoch)"]
+    acc = charts.curve_figure(H, "accuracy")
+    assert len(acc.data) == 3
+    probs = charts.probability_figure(np.array([0.1, 0.7, 0.2]), ["0", "1", "2"], true=2)
+    assert list(probs.data[0].marker.color) == ["#9ecae1", "#d62728", "#2ca02c"]
+
+
+def test_share_round_trip():
+    limits = get_limits({})
+    state = keys.widget_values(PRESETS["accurate"], limits)
+    state.update(cfg_preset="accurate", cfg_subset=5000)
+    restored = share.from_query(share.to_query(state), limits)
+    for key, value in restored.items():
+        assert state[key] == value, key
+    assert restored["cfg_layers"] == 2 and restored["cfg_h1"] == 128
+
+
+def test_share_ignores_bad_values():
+    limits = get_limits({})
+    out = share.from_query(
+        {"a": "evil", "e": "99999", "h": "10-x", "lr": "abc", "d": "0.3"}, limits
+    )
+    assert out == {"cfg_dropout": 0.3}
+
+
+def test_config_from_state_matches_the_preset():
+    limits = get_limits({})
+    for name in ("notebook", "fast", "accurate"):
+        state = keys.widget_values(PRESETS[name], limits)
+        config = keys.config_from_state(state)
+        assert config == PRESETS[name], name
+
+
+def test_limits_from_environment():
+    assert get_limits({}).max_epochs == ENV_DEFAULTS["DIGITLAB_MAX_EPOCHS"]
+    limits = get_limits({"DIGITLAB_MAX_CONCURRENT": "5", "DIGITLAB_MAX_WIDTH": "-3"})
+    assert limits.max_concurrent == 5
+    assert limits.max_width == ENV_DEFAULTS["DIGITLAB_MAX_WIDTH"]
+    assert get_limits({"DIGITLAB_MAX_UPLOAD_MB": "2"}).max_upload_bytes == 2 * 1024 * 1024
+
+
+def test_gate_caps_and_queues_in_order():
+    gate = TrainingGate(1)
+    assert gate.acquire(1, lambda: False)
+    order = []
+
+    def wait(token):
+        if gate.acquire(token, lambda: False):
+            order.append(token)
+            time.sleep(0.05)
+            gate.release(token)
+
+    second = threading.Thread(target=wait, args=(2,))
+    second.start()
+    time.sleep(0.05)
+    third = threading.Thread(target=wait, args=(3,))
+    third.start()
+    time.sleep(0.1)
+    assert gate.position(2) == 1 and gate.position(3) == 2
+    gate.release(1)
+    second.join(2)
+    third.join(2)
+    assert order == [2, 3]
+    assert not gate.acquire(4, lambda: True) or gate.active == 1
+
+
+def test_history_view_is_consistent():
+    from nn_core import History
+
+    h = History(batch_progress=[0.1, 0.2, 0.3], batch_loss=[1.0, 0.9], batch_accuracy=[0.1, 0.2])
+    view = history_view(h)
+    assert len(view.batch_progress) == len(view.batch_loss) == 2
+
+
+def test_shapes_rows():
+    rows = shapes_rows((784, 10, 10), batch=128)
+    assert rows[1]["shape"].startswith("W (784, 10)") and rows[1]["parameters"] == 7850
+    assert rows[2]["parameters"] == 110
+
+
+def test_train_config_fields_all_have_widgets():
+    widget_fields = set(keys.FIELD_KEYS) | {"hidden"}
+    skipped = {"nesterov", "step_epochs", "gamma", "early_stopping"}
+    skipped |= {"augment_shift", "augment_rotation", "dtype"}
+    assert set(TrainConfig().to_dict()) - widget_fields == skipped
