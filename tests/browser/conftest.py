@@ -1,0 +1,268 @@
+"""Fixtures for the browser tests: a real Streamlit server and Debian's Chromium.
+
+The server runs ``streamlit_app.py`` from the repo root on a free port for the whole
+session. Chromium is Debian's ``/usr/bin/chromium`` (never ``playwright install``). When it
+is missing the tests are skipped, unless ``DIGITLAB_REQUIRE_BROWSER`` is set (CI's
+``.ci/run`` sets it): then they fail with a message saying how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("DIGITLAB_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+SERVER_LOG = ROOT / "artifacts" / "streamlit-server.log"
+STARTUP_TIMEOUT = 60.0
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+def _chromium_or_skip() -> str:
+    """The Chromium path; skip (locally) or fail (CI) when it is not installed."""
+    path = CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium")
+    if path and os.access(path, os.X_OK):
+        return path
+    message = (
+        f"Chromium not found at {CHROMIUM} (install it: "
+        "apt-get install -y chromium; never `playwright install`)."
+    )
+    if os.environ.get("DIGITLAB_REQUIRE_BROWSER"):
+        pytest.fail(f"DIGITLAB_REQUIRE_BROWSER is set but {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's launch args, pointed at Debian's Chromium."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": _chromium_or_skip(),
+        "args": ["--disable-gpu", "--disable-quic"],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": VIEWPORT}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200 and response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def app_url(browser_type_launch_args) -> str:
+    """Serve the app for the whole session; its base URL (no trailing slash)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
+    log = SERVER_LOG.open("wb")
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"streamlit exited with code {proc.returncode}; log: {SERVER_LOG}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy after {STARTUP_TIMEOUT:g} s", pytrace=False)
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+# ------------------------------------------------------------------------ page helpers
+# JavaScript: a summary of every visible Plotly chart under `root` (the main area by default).
+# plotly.py 6+ sends arrays base64-encoded ({dtype, bdata}) in `el.data`, so lengths and
+# shapes are read from `el._fullData`, which Plotly.js fills with the decoded arrays.
+_PLOTS_JS = """
+([selector, key]) => {
+  const root = document.querySelector(selector) || document;
+  const scope = key ? `.st-key-${key} .js-plotly-plot` : '.js-plotly-plot';
+  const len = (a) => (a == null ? 0 : a.length || 0);
+  return Array.from(root.querySelectorAll(scope))
+    .filter((el) => el.offsetParent !== null && el._fullData)
+    .map((el) => {
+      const box = el.closest('[class*="st-key-"]');
+      const m = box ? box.className.match(/st-key-([\\w-]+)/) : null;
+      return {
+        key: m ? m[1] : null,
+        traces: el._fullData.map((t) => ({
+          type: t.type,
+          x: Array.from(t.x || []).map(String),
+          y: Array.from(t.y || []).map(Number),
+          z_rows: len(t.z),
+          z_cols: t.z && t.z.length ? len(t.z[0]) : 0,
+        })),
+      };
+    });
+}
+"""
+
+
+class App:
+    """One browser page on the served app, with helpers that scope to the sidebar or main."""
+
+    def __init__(self, page, url: str, screenshot_dir: Path) -> None:
+        self.page = page
+        self.url = url
+        self.screenshot_dir = screenshot_dir
+        page.set_default_timeout(30_000)
+        self.sidebar = page.locator("[data-testid=stSidebar]")
+        self.main = page.locator("[data-testid=stMain]")
+
+    # -- loading and waiting
+    def open(self, query: str = "") -> App:
+        self.page.goto(f"{self.url}/" + (f"?{query}" if query else ""))
+        self.button("btn_start").wait_for(state="visible")
+        self.settle()
+        return self
+
+    def settle(self, timeout: float = 30_000) -> None:
+        """Wait until no script run is in progress (fragments may start new ones later)."""
+        self.page.wait_for_function(
+            "() => { const a = document.querySelector('[data-testid=stApp]');"
+            " return a && a.getAttribute('data-test-script-state') === 'notRunning'"
+            " && a.getAttribute('data-test-connection-state') === 'CONNECTED'; }",
+            timeout=timeout,
+        )
+
+    # -- sidebar widgets (every widget has a stable key: .st-key-<key>)
+    def widget(self, key: str):
+        return self.sidebar.locator(f".st-key-{key}")
+
+    def button(self, key: str):
+        """A sidebar button by key (a button with help text is rendered twice; the
+        accessible one is the real one)."""
+        return self.widget(key).get_by_role("button").first
+
+    def status_text(self) -> str:
+        progress = self.sidebar.locator("[data-testid=stProgress]")
+        return progress.first.inner_text() if progress.count() else ""
+
+    def select(self, key: str, option: str) -> None:
+        box = self.widget(key).locator("input[role=combobox]")
+        box.click()
+        self.page.get_by_role("option", name=option, exact=True).click()
+        expect(box).to_have_value(option)
+        self.settle()
+
+    def number(self, key: str, value: int) -> None:
+        field = self.widget(key).locator("input")
+        field.fill(str(value))
+        field.press("Enter")
+        expect(field).to_have_value(str(value))
+        self.settle()
+
+    def expand(self, key: str) -> None:
+        """Open the sidebar expander holding the widget ``key``."""
+        if self.widget(key).locator("input").first.is_visible():
+            return
+        expander = self.sidebar.locator("[data-testid=stExpander]").filter(
+            has=self.page.locator(f".st-key-{key}")
+        )
+        expander.locator("summary").click()
+        expect(self.widget(key).locator("input").first).to_be_visible()
+
+    # -- pages
+    def nav(self, title: str, slug: str | None = None) -> None:
+        link = self.sidebar.locator("[data-testid=stSidebarNav] a").filter(has_text=title)
+        link.click()
+        self.page.wait_for_url(f"**/{slug or title.lower()}")
+        expect(self.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        self.settle()
+
+    def plots(self, key: str | None = None, where: str = "[data-testid=stMain]") -> list[dict]:
+        return self.page.evaluate(_PLOTS_JS, [where, key])
+
+    def wait_plots(self, predicate, timeout: float = 30.0, key: str | None = None) -> list[dict]:
+        """Poll the visible charts until ``predicate(plots)`` holds; return them."""
+        deadline = time.monotonic() + timeout
+        plots = []
+        while time.monotonic() < deadline:
+            plots = self.plots(key)
+            if predicate(plots):
+                return plots
+            time.sleep(0.25)
+        raise AssertionError(f"charts never matched within {timeout:g} s; last seen: {plots}")
+
+    def screenshot(self, name: str) -> Path:
+        """A screenshot of the whole main area: the viewport is stretched to its height
+        (Streamlit scrolls the main area inside the window, so full_page alone is short)."""
+        self.page.wait_for_timeout(300)
+        height = self.page.evaluate(
+            "() => Math.max(...['[data-testid=stMain]', '[data-testid=stMainBlockContainer]']"
+            ".map((s) => document.querySelector(s)).filter(Boolean).map((e) => e.scrollHeight))"
+        )
+        path = self.screenshot_dir / f"{name}.png"
+        self.page.set_viewport_size(
+            {"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), 4000))}
+        )
+        try:
+            self.page.wait_for_timeout(700)  # Plotly re-lays out on resize
+            self.page.screenshot(path=str(path), full_page=True)
+        finally:
+            self.page.set_viewport_size(VIEWPORT)
+        return path
+
+
+@pytest.fixture(scope="session")
+def open_app(app_url, screenshot_dir):
+    """``open_app(page, query="")``: load the app in ``page``; an ``App`` helper."""
+
+    def _open(page, query: str = "") -> App:
+        return App(page, app_url, screenshot_dir).open(query)
+
+    return _open
