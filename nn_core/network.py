@@ -118,9 +118,17 @@ class MLP:
             raise ValueError(
                 f"this network takes {self.sizes[0]} inputs per sample, got {flat.shape[1]}"
             )
-        out = flat.astype(self.dtype)
+        return self.scale_inputs(flat, np.empty(flat.shape, self.dtype))
+
+    def scale_inputs(self, raw: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write ``raw * input_scale`` into ``out`` (this network's dtype) and return it.
+
+        Converting first and scaling in place is faster than one mixed-type multiply,
+        which casts through a small buffer.
+        """
+        np.copyto(out, raw, casting="unsafe")
         if self.input_scale != 1.0:
-            out *= self.dtype.type(self.input_scale)
+            np.multiply(out, self.dtype.type(self.input_scale), out=out)
         return out
 
     def forward(
@@ -253,13 +261,23 @@ class MLP:
             forward_fn(z)
             h = z
             if dropout > 0:
-                mask = buf.masks[i][:batch]
-                rng.random(out=mask, dtype=mask.dtype)
-                np.less(mask, keep, out=mask)
-                mask *= self.dtype.type(1.0 / keep)
                 h = buf.dropped[i][:batch]
-                np.multiply(z, mask, out=h)
+                self._dropout(z, buf.masks[i][:batch], h, keep, rng)
         raise AssertionError("unreachable")
+
+    def _dropout(
+        self,
+        a: np.ndarray,
+        mask: np.ndarray,
+        out: np.ndarray,
+        keep: float,
+        rng: np.random.Generator,
+    ) -> None:
+        """Inverted dropout: ``out = a * mask`` with ``mask`` 1/keep (kept) or 0."""
+        rng.random(out=mask, dtype=mask.dtype)
+        np.less(mask, keep, out=mask)
+        mask *= self.dtype.type(1.0 / keep)
+        np.multiply(a, mask, out=out)
 
     def _backward(
         self, x: np.ndarray, buf: _Buffers, batch: int, delta: np.ndarray, dropped: bool

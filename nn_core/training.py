@@ -257,9 +257,7 @@ class Trainer:
                 c.augment_rotation,
             )
             raw = images.reshape(n, -1)
-        x = self._batch_x[:n]
-        np.multiply(raw, self.model.dtype.type(self.model.input_scale), out=x)
-        return x, self.y[idx]
+        return self.model.scale_inputs(raw, self._batch_x[:n]), self.y[idx]
 
     def _current_lr(self) -> float:
         c = self.config
