@@ -107,7 +107,11 @@ def restore_once(st) -> bool:
     params = {k: st.query_params.get(k) for k in st.query_params}
     if not params:
         return False
-    values = from_query(params, ss_keys.get_limits())
+    limits = ss_keys.get_limits()
+    values = from_query(params, limits)
+    preset = ss_keys.PRESETS.get(values.get("cfg_preset"))
+    if preset is not None:  # a preset first, then any explicit setting on top
+        values = {**ss_keys.widget_values(preset, limits), **values}
     for key, value in values.items():
         ss[key] = value
     if values and "cfg_preset" not in values:

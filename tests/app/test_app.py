@@ -224,3 +224,13 @@ def test_draw_page_predicts_a_drawing(app):
     assert not app.exception, app.exception
     predictions = [m.value for m in app.markdown if m.value.startswith("### Prediction")]
     assert predictions and predictions[0] != "### Prediction: –"
+
+
+def test_share_link_with_a_preset_sets_its_widgets():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": "notebook", "e": "20"})
+    at.run()
+    assert not at.exception, at.exception
+    ss = at.session_state
+    assert ss["cfg_preset"] == "notebook" and ss["cfg_optimizer"] == "gd"
+    assert ss["cfg_h0"] == 10 and ss["cfg_epochs"] == 20
