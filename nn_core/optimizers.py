@@ -80,26 +80,39 @@ class Adam:
         }
         self._tmp = np.empty_like(params)
 
+    # The update is ten passes over five vectors and bound by memory bandwidth. Done a
+    # block at a time, a block's five slices stay in the core's L2 cache between passes
+    # instead of streaming from L3 ten times (block of 2**16 float32 = 5 x 256 KiB).
+    BLOCK = 1 << 16
+
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update ``params`` of shape (n_params,) from ``grads`` of the same shape."""
-        m, v, tmp = self.state["m"], self.state["v"], self._tmp
         self.state["t"][0] += 1
         t = int(self.state["t"][0])
         b1, b2 = self.beta1, self.beta2
-        dtype = params.dtype.type
-        m *= dtype(b1)
-        m += grads
-        v *= dtype(b2)
-        np.multiply(grads, grads, out=tmp)
-        v += tmp
         # lr * m_hat / (sqrt(v_hat) + eps), with m = (1 - b1) m', v = (1 - b2) v'
         step_size = lr * (1 - b1) / (1 - b1**t)
         denom_scale = math.sqrt((1 - b2) / (1 - b2**t))
-        np.sqrt(v, out=tmp)
-        tmp *= dtype(denom_scale / step_size)
-        tmp += dtype(self.eps / step_size)
-        np.divide(m, tmp, out=tmp)
-        params -= tmp
+        dtype = params.dtype.type
+        consts = (dtype(b1), dtype(b2), dtype(denom_scale / step_size), dtype(self.eps / step_size))
+        m, v, tmp = self.state["m"], self.state["v"], self._tmp
+        for start in range(0, params.shape[0], self.BLOCK):
+            block = slice(start, start + self.BLOCK)
+            _adam_block(params[block], grads[block], m[block], v[block], tmp[block], *consts)
+
+
+def _adam_block(p, g, m, v, tmp, b1, b2, denom_scale, eps) -> None:
+    """One block of the Adam update (moments unnormalised, see ``Adam``), in place."""
+    m *= b1
+    m += g
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp *= denom_scale
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    p -= tmp
 
 
 def make_optimizer(

@@ -9,6 +9,7 @@ for full-batch training, where one copy is reused every iteration).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from nn_core.optimizers import learning_rate, make_optimizer
 Callback = Callable[["Trainer", dict], bool | None]
 
 SNAPSHOT_BUDGET_BYTES = 64 * 1024**2
+FULL_BATCH_CHUNK = 4096
 
 
 @dataclass
@@ -209,7 +211,7 @@ class Trainer:
         loss, grads = self.model.loss_and_gradient(
             x, y, self.config.l2, self.config.dropout, self._dropout_rng
         )
-        if not np.isfinite(loss):
+        if not math.isfinite(loss):
             self._halt_diverged(loss)
             return None
         self.optimizer.step(self.model.params, grads, lr)
@@ -244,7 +246,7 @@ class Trainer:
         augmenting = c.augment_shift > 0 or c.augment_rotation > 0
         if n == self.n_train and not augmenting:
             if self._full_batch_x is None:
-                self._full_batch_x = self.model.prepare_inputs(self.x[idx])
+                self._full_batch_x = self._scaled_copy(idx)
             return self._full_batch_x, self.y[idx]
         raw = np.take(self.x, idx, axis=0, out=self._batch_u8[:n])
         if augmenting:
@@ -258,6 +260,15 @@ class Trainer:
             )
             raw = images.reshape(n, -1)
         return self.model.scale_inputs(raw, self._batch_x[:n]), self.y[idx]
+
+    def _scaled_copy(self, idx: np.ndarray) -> np.ndarray:
+        """The float inputs of rows ``idx``, gathered and scaled a chunk at a time so that
+        no uint8 copy of the whole set is made on the way (peak memory)."""
+        out = np.empty((idx.shape[0], self.x.shape[1]), self.model.dtype)
+        for start in range(0, idx.shape[0], FULL_BATCH_CHUNK):
+            rows = idx[start : start + FULL_BATCH_CHUNK]
+            self.model.scale_inputs(self.x[rows], out[start : start + FULL_BATCH_CHUNK])
+        return out
 
     def _current_lr(self) -> float:
         c = self.config
