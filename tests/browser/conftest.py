@@ -9,6 +9,7 @@ is missing the tests are skipped, unless ``DIGITLAB_REQUIRE_BROWSER`` is set (CI
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +42,13 @@ def _chromium_or_skip() -> str:
     if os.environ.get("DIGITLAB_REQUIRE_BROWSER"):
         pytest.fail(f"DIGITLAB_REQUIRE_BROWSER is set but {message}", pytrace=False)
     pytest.skip(message)
+
+
+def pytest_configure(config):
+    # pytest-playwright's own base_url fixture triggers this pytest deprecation warning.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Session-scoped fixtures defined as instance methods"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -170,14 +179,31 @@ class App:
         self.settle()
         return self
 
-    def settle(self, timeout: float = 30_000) -> None:
-        """Wait until no script run is in progress (fragments may start new ones later)."""
-        self.page.wait_for_function(
-            "() => { const a = document.querySelector('[data-testid=stApp]');"
-            " return a && a.getAttribute('data-test-script-state') === 'notRunning'"
-            " && a.getAttribute('data-test-connection-state') === 'CONNECTED'; }",
-            timeout=timeout,
-        )
+    def settle(self, timeout: float = 30.0, quiet: float = 0.4) -> None:
+        """Wait until no script run has been in progress for ``quiet`` seconds.
+
+        The quiet period covers the moment between a widget change and the rerun it asks
+        for (longer on a loaded machine). Fragments that redraw on a timer may start new
+        runs later; wait for their content, not for silence.
+        """
+        deadline = time.monotonic() + timeout
+        calm_since = None
+        while True:
+            idle = self.page.evaluate(
+                "() => { const a = document.querySelector('[data-testid=stApp]');"
+                " return !!a && a.getAttribute('data-test-script-state') === 'notRunning'"
+                " && a.getAttribute('data-test-connection-state') === 'CONNECTED'; }"
+            )
+            now = time.monotonic()
+            if not idle:
+                calm_since = None
+            elif calm_since is None:
+                calm_since = now
+            elif now - calm_since >= quiet:
+                return
+            if now > deadline:
+                raise AssertionError(f"the app kept running for {timeout:g} s")
+            time.sleep(0.1)
 
     # -- sidebar widgets (every widget has a stable key: .st-key-<key>)
     def widget(self, key: str):
@@ -193,10 +219,21 @@ class App:
         return progress.first.inner_text() if progress.count() else ""
 
     def select(self, key: str, option: str) -> None:
+        """Pick ``option`` in the sidebar select box ``key`` (retried: a rerun that lands
+        while the list is opening can close it)."""
         box = self.widget(key).locator("input[role=combobox]")
-        box.click()
-        self.page.get_by_role("option", name=option, exact=True).click()
-        expect(box).to_have_value(option)
+        for attempt in range(3):
+            box.click()
+            choice = self.page.get_by_role("option", name=option, exact=True)
+            try:
+                choice.click(timeout=5_000)
+                expect(box).to_have_value(option, timeout=5_000)
+                break
+            except (AssertionError, PlaywrightTimeoutError):
+                if attempt == 2:
+                    raise
+                self.page.keyboard.press("Escape")
+                self.settle()
         self.settle()
 
     def number(self, key: str, value: int) -> None:
@@ -237,6 +274,42 @@ class App:
                 return plots
             time.sleep(0.25)
         raise AssertionError(f"charts never matched within {timeout:g} s; last seen: {plots}")
+
+    # -- the drawing canvas (in a shadow root: Playwright locators reach it)
+    def draw_vertical_stroke(self) -> None:
+        """A vertical stroke down the middle of the canvas, in 20 mouse moves."""
+        canvas = self.page.locator("canvas.upper-canvas")
+        expect(canvas).to_be_visible()
+        box = canvas.bounding_box()
+        assert box and box["width"] > 50 and box["height"] > 50, box
+        x = box["x"] + box["width"] / 2
+        top, bottom = box["y"] + box["height"] * 0.2, box["y"] + box["height"] * 0.8
+        self.page.mouse.move(x, top)
+        self.page.mouse.down()
+        for i in range(1, 21):
+            self.page.mouse.move(x, top + (bottom - top) * i / 20)
+        self.page.mouse.up()
+
+    def prediction(self) -> int:
+        """After a stroke: the predicted class shown, checked against the ten probability
+        bars (they sum to 1 and the largest is that class)."""
+        heading = self.main.get_by_text(re.compile(r"Prediction: \d"))
+        expect(heading).to_be_visible(timeout=20_000)
+        predicted = int(re.search(r"Prediction: (\d)", heading.inner_text()).group(1))
+
+        def drawn(plots):
+            bars = [p for p in plots if p["key"] == "draw_probs" and p["traces"]]
+            return bool(bars) and sum(bars[0]["traces"][0]["y"]) > 0.5
+
+        plots = self.wait_plots(drawn)
+        bar = next(p for p in plots if p["key"] == "draw_probs")["traces"][0]
+        assert bar["type"] == "bar", bar
+        assert bar["x"] == [str(d) for d in range(10)], bar["x"]
+        probs = bar["y"]
+        assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-3, probs
+        assert all(0 <= p <= 1 for p in probs), probs
+        assert probs.index(max(probs)) == predicted, (predicted, probs)
+        return predicted
 
     def screenshot(self, name: str) -> Path:
         """A screenshot of the whole main area: the viewport is stretched to its height

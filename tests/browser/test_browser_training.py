@@ -153,49 +153,13 @@ def test_mistakes_page_shows_labelled_images(app):
     app.screenshot("04-mistakes")
 
 
-def draw_vertical_stroke(page) -> None:
-    """A vertical stroke down the middle of the drawing canvas, in ~20 mouse moves."""
-    canvas = page.locator("canvas.upper-canvas")
-    expect(canvas).to_be_visible()
-    box = canvas.bounding_box()
-    assert box and box["width"] > 50 and box["height"] > 50, box
-    x = box["x"] + box["width"] / 2
-    top, bottom = box["y"] + box["height"] * 0.2, box["y"] + box["height"] * 0.8
-    page.mouse.move(x, top)
-    page.mouse.down()
-    for i in range(1, 21):
-        page.mouse.move(x, top + (bottom - top) * i / 20)
-    page.mouse.up()
-
-
-def check_prediction(app) -> int:
-    """After a stroke: a predicted class and ten probabilities whose largest is that class."""
-    heading = app.main.get_by_text(re.compile(r"Prediction: \d"))
-    expect(heading).to_be_visible(timeout=15_000)
-    predicted = int(re.search(r"Prediction: (\d)", heading.inner_text()).group(1))
-
-    def ready(plots):
-        bars = [p for p in plots if p["key"] == "draw_probs"]
-        return bars and len(bars[0]["traces"][0]["y"]) == 10 and sum(bars[0]["traces"][0]["y"]) > 0
-
-    plots = app.wait_plots(ready)
-    bar = next(p for p in plots if p["key"] == "draw_probs")["traces"][0]
-    assert bar["type"] == "bar"
-    assert bar["x"] == [str(d) for d in range(10)]
-    probs = bar["y"]
-    assert abs(sum(probs) - 1) < 1e-3, probs
-    assert all(0 <= p <= 1 for p in probs), probs
-    assert probs.index(max(probs)) == predicted, (predicted, probs)
-    return predicted
-
-
 def test_draw_page_predicts_with_trained_model(app):
     app.nav("Draw")
     model = app.main.locator(".st-key-draw_model")
     expect(model.get_by_role("radio", name="the network trained in this session")).to_be_checked()
     expect(app.main).to_contain_text("Prediction: –")
-    draw_vertical_stroke(app.page)
-    check_prediction(app)
+    app.draw_vertical_stroke()
+    app.prediction()
     app.screenshot("05-draw")
 
 
