@@ -151,7 +151,12 @@ class MLP:
             When ``return_all`` is True: ``pre_activations[i]`` and ``activations[i]``
             have shape (n_samples, sizes[i + 1]); the last activation is the softmax.
         """
-        h = self.prepare_inputs(x)
+        return self.forward_prepared(self.prepare_inputs(x), return_all)
+
+    def forward_prepared(
+        self, h: np.ndarray, return_all: bool = False
+    ) -> np.ndarray | tuple[list[np.ndarray], list[np.ndarray]]:
+        """``forward`` on inputs already prepared (``prepare_inputs``: flat, scaled)."""
         forward_fn = ACTIVATIONS[self.activation][0]
         pre_activations, activations = [], []
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):

@@ -137,6 +137,7 @@ class Trainer:
         self._best: tuple[float, dict] | None = None
         self._epochs_since_best = 0
         self._full_batch_x: np.ndarray | None = None
+        self._val_prepared: np.ndarray | None = None
         batch = self.batch_size
         self._batch_u8 = np.empty((batch, self.x.shape[1]), self.x.dtype)
         self._batch_x = np.empty((batch, self.x.shape[1]), self.model.dtype)
@@ -230,10 +231,16 @@ class Trainer:
         """Mean cross-entropy and accuracy of the current network on (x, y)."""
         if x.shape[0] == 0:
             return float("nan"), float("nan")
-        probs = self.model.predict_proba(x)
-        p_true = probs[np.arange(y.shape[0]), y].astype(np.float64)
-        loss = float(-np.mean(np.log(np.maximum(p_true, np.finfo(np.float64).tiny))))
-        return loss, float(np.mean(probs.argmax(axis=1) == y))
+        return _loss_and_accuracy(self.model.predict_proba(x), y)
+
+    def _evaluate_validation(self) -> tuple[float, float]:
+        if self._full_batch_x is None or self.y_val.shape[0] == 0:
+            return self.evaluate(self.x_val, self.y_val)
+        # Full batch: an epoch is a single step, so validation runs as often as training.
+        # Keep its inputs converted too, instead of converting them again every epoch.
+        if self._val_prepared is None:
+            self._val_prepared = self._scaled_copy(self.x_val)
+        return _loss_and_accuracy(self.model.forward_prepared(self._val_prepared), self.y_val)
 
     # ---------------------------------------------------------------- internals
     def _epoch_order(self) -> np.ndarray:
@@ -246,7 +253,7 @@ class Trainer:
         augmenting = c.augment_shift > 0 or c.augment_rotation > 0
         if n == self.n_train and not augmenting:
             if self._full_batch_x is None:
-                self._full_batch_x = self._scaled_copy(idx)
+                self._full_batch_x = self._scaled_copy(self.x, idx)
             return self._full_batch_x, self.y[idx]
         raw = np.take(self.x, idx, axis=0, out=self._batch_u8[:n])
         if augmenting:
@@ -261,13 +268,16 @@ class Trainer:
             raw = images.reshape(n, -1)
         return self.model.scale_inputs(raw, self._batch_x[:n]), self.y[idx]
 
-    def _scaled_copy(self, idx: np.ndarray) -> np.ndarray:
-        """The float inputs of rows ``idx``, gathered and scaled a chunk at a time so that
-        no uint8 copy of the whole set is made on the way (peak memory)."""
-        out = np.empty((idx.shape[0], self.x.shape[1]), self.model.dtype)
+    def _scaled_copy(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """The float inputs of rows ``idx`` of ``x`` (all rows by default), gathered and
+        scaled a chunk at a time so that no uint8 copy of the whole set is made on the way
+        (peak memory)."""
+        if idx is None:
+            idx = np.arange(x.shape[0])
+        out = np.empty((idx.shape[0], x.shape[1]), self.model.dtype)
         for start in range(0, idx.shape[0], FULL_BATCH_CHUNK):
             rows = idx[start : start + FULL_BATCH_CHUNK]
-            self.model.scale_inputs(self.x[rows], out[start : start + FULL_BATCH_CHUNK])
+            self.model.scale_inputs(x[rows], out[start : start + FULL_BATCH_CHUNK])
         return out
 
     def _current_lr(self) -> float:
@@ -299,7 +309,7 @@ class Trainer:
             return
         self.epochs_done += 1
         self._position = 0
-        val_loss, val_acc = self.evaluate(self.x_val, self.y_val)
+        val_loss, val_acc = self._evaluate_validation()
         seconds = self._epoch_seconds
         h = self.history
         h.epoch.append(self.epochs_done)
@@ -397,3 +407,10 @@ class Trainer:
             "seconds": float(sum(h.seconds_per_epoch)),
             "stop_reason": self.stop_reason,
         }
+
+
+def _loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of probabilities of shape (n, classes) against y."""
+    p_true = probs[np.arange(y.shape[0]), y].astype(np.float64)
+    loss = float(-np.mean(np.log(np.maximum(p_true, np.finfo(np.float64).tiny))))
+    return loss, float(np.mean(probs.argmax(axis=1) == y))
