@@ -282,6 +282,10 @@ def blas_note() -> str:
     return "; ".join(parts)
 
 
+def load_text() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def fmt(value: float, digits: int = 3) -> str:
     return "-" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -310,6 +314,8 @@ def main() -> None:
         notes.append("PyTorch is not installed: its column is skipped (pip install torch, CPU).")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     print(blas_note())
+    load_at_start = load_text()
+    print(f"load average (1, 5, 15 min): {load_at_start}; other work on the machine skews timings")
     for note in notes:
         print(note)
 
@@ -333,6 +339,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     report(results, args)
+    print(f"load average at start {load_at_start}, at the end {load_text()}")
 
 
 def report(results: dict, args: argparse.Namespace) -> None:
