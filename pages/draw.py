@@ -58,6 +58,7 @@ from streamlit_drawable_canvas import st_canvas  # noqa: E402  (needs the Stream
 
 left, middle, right = st.columns([3, 2, 3])
 with left:
+    st.space("medium")  # room for the canvas's floating toolbar, which sits above it
     canvas = st_canvas(
         stroke_width=18,
         stroke_color="#FFFFFF",

@@ -169,7 +169,7 @@ def weights_grid_figure(
         fig.add_shape(
             type="rect", x0=x0, y0=y0, x1=x0 + w, y1=y0 + h, line={"color": "black", "width": 2}
         )
-    side = min(720, max(300, 26 * max(rows, cols) + 120))
+    side = min(900, max(420, 64 * max(rows, cols) + 80))
     fig.update_layout(
         title=title,
         height=side,
