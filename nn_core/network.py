@@ -18,6 +18,7 @@ from nn_core.init import INITS, init_layer
 from nn_core.losses import softmax
 
 PREDICT_CHUNK = 4096
+GRADIENT_CHUNK = 8192
 
 
 class MLP:
@@ -69,6 +70,7 @@ class MLP:
         for weight, bias in zip(self.weights, self.biases):
             init_layer(init, weight, bias, rng)
         self._buffers: _Buffers | None = None
+        self._grad_sum: np.ndarray | None = None
 
     @property
     def n_layers(self) -> int:
@@ -98,6 +100,7 @@ class MLP:
         clone.weights, clone.biases = _layer_views(clone.params, self.sizes)
         clone.weight_grads, clone.bias_grads = _layer_views(clone.grads, self.sizes)
         clone._buffers = None
+        clone._grad_sum = None
         return clone
 
     # ------------------------------------------------------------------ inference
@@ -226,17 +229,52 @@ class MLP:
         grads : ndarray of shape (n_params,)
             ``self.grads``; also reachable as ``weight_grads`` / ``bias_grads`` views.
         """
+        if x.shape[0] <= GRADIENT_CHUNK:
+            loss = self._data_loss_and_gradient(x, y, dropout, rng)
+        else:
+            loss = self._chunked_loss_and_gradient(x, y, dropout, rng)
+        if l2 > 0:
+            loss += 0.5 * l2 * sum(float(np.vdot(w, w)) for w in self.weights)
+            for weight, grad in zip(self.weights, self.weight_grads):
+                grad += self.dtype.type(l2) * weight
+        return loss, self.grads
+
+    def _data_loss_and_gradient(
+        self, x: np.ndarray, y: np.ndarray, dropout: float, rng: np.random.Generator | None
+    ) -> float:
+        """Mean cross-entropy of the batch; its gradient goes to ``self.grads``."""
         batch = x.shape[0]
         buf = self._batch_buffers(batch, dropout > 0)
         logits = self._forward_train(x, buf, batch, dropout, rng)
         self.last_batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
         loss, delta = self._softmax_loss_and_delta(logits, y, buf)
         self._backward(x, buf, batch, delta, dropout > 0)
-        if l2 > 0:
-            loss += 0.5 * l2 * sum(float(np.vdot(w, w)) for w in self.weights)
-            for weight, grad in zip(self.weights, self.weight_grads):
-                grad += self.dtype.type(l2) * weight
-        return loss, self.grads
+        return loss
+
+    def _chunked_loss_and_gradient(
+        self, x: np.ndarray, y: np.ndarray, dropout: float, rng: np.random.Generator | None
+    ) -> float:
+        """``_data_loss_and_gradient`` of a large batch (full-batch training), taken
+        ``GRADIENT_CHUNK`` rows at a time: the batch mean is the row-weighted mean of the
+        chunk means. The work buffers (and BLAS's own) stay chunk-sized instead of growing
+        with the data set, which keeps peak memory down, and each chunk of inputs is still
+        in cache when the backward pass reads it again."""
+        n = x.shape[0]
+        if self._grad_sum is None:
+            self._grad_sum = np.empty_like(self.grads)
+        total = self._grad_sum
+        total[...] = 0
+        loss, correct = 0.0, 0
+        for start in range(0, n, GRADIENT_CHUNK):
+            rows = slice(start, start + GRADIENT_CHUNK)
+            weight = (min(start + GRADIENT_CHUNK, n) - start) / n
+            loss += weight * self._data_loss_and_gradient(x[rows], y[rows], dropout, rng)
+            correct += self.last_batch_correct
+            self.grads *= self.dtype.type(weight)
+            total += self.grads
+        self.grads[...] = total
+        self.last_batch_correct = correct
+        return loss
 
     def _softmax_loss_and_delta(
         self, logits: np.ndarray, y: np.ndarray, buf: _Buffers
