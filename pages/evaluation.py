@@ -4,22 +4,11 @@ import numpy as np
 import streamlit as st
 
 from ui import charts
-from ui.views import current_model, digit_image, evaluation, model_caption, no_model_message
+from ui.views import digit_image, evaluated_model_or_stop
 
 st.header("Evaluation")
 
-view = current_model()
-if view is None:
-    no_model_message()
-    st.stop()
-model_caption(view)
-dataset, result = evaluation(view)
-if result is None:
-    st.warning(
-        "This model does not fit the chosen data set (different image size or classes). "
-        "Pick the data it was trained on in the sidebar."
-    )
-    st.stop()
+view, dataset, result = evaluated_model_or_stop()
 
 names = list(view.class_names)[: result["confusion"].shape[0]]
 n_classes = len(names)

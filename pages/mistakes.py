@@ -5,22 +5,14 @@ import streamlit as st
 
 from nn_core import misclassified
 from ui import charts
-from ui.views import current_model, digit_image, evaluation, model_caption, no_model_message
+from ui.views import digit_image, evaluated_model_or_stop
 
 PER_PAGE = 12
 COLUMNS = 4
 
 st.header("Mistakes")
 
-view = current_model()
-if view is None:
-    no_model_message()
-    st.stop()
-model_caption(view)
-dataset, result = evaluation(view)
-if result is None:
-    st.warning("This model does not fit the chosen data set (different image size or classes).")
-    st.stop()
+view, dataset, result = evaluated_model_or_stop()
 
 names = list(view.class_names)[: result["probs"].shape[1]]
 probs = result["probs"]

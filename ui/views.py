@@ -95,6 +95,27 @@ def evaluation(view: ModelView):
     return dataset, cache[key]
 
 
+def evaluated_model_or_stop() -> tuple[ModelView, object, dict]:
+    """The page's model, its data set and its test-set evaluation.
+
+    Stops the page with a message when there is no model, or when the model does not fit
+    the chosen data set.
+    """
+    view = current_model()
+    if view is None:
+        no_model_message()
+        st.stop()
+    model_caption(view)
+    dataset, result = evaluation(view)
+    if result is None:
+        st.warning(
+            "This model does not fit the chosen data set (different image size or classes). "
+            "Pick the data it was trained on in the sidebar."
+        )
+        st.stop()
+    return view, dataset, result
+
+
 def no_model_message() -> None:
     st.info(
         "No network yet. Press **Start** in the sidebar to train one, or upload a model file "
