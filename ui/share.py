@@ -26,6 +26,8 @@ SHORT = {
     "d": "cfg_dropout",
     "v": "cfg_val",
     "seed": "cfg_seed",
+    "sh": "cfg_shift",
+    "rot": "cfg_rotation",
     "n": "cfg_subset",
     "p": "cfg_preset",
 }
@@ -78,6 +80,8 @@ def from_query(params: Mapping[str, str], limits: Limits) -> dict:
         "d": lambda t: round(_number(t, float, 0, 0.8), 2),
         "v": lambda t: round(_number(t, float, 0, 0.5), 2),
         "seed": lambda t: _number(t, int, 0, 2**31 - 1),
+        "sh": lambda t: _number(t, int, 0, ss_keys.MAX_SHIFT_UI),
+        "rot": lambda t: float(_number(t, float, 0, ss_keys.MAX_ROTATION_UI)),
     }
     for short, parse in parsers.items():
         if short in params:

@@ -283,6 +283,24 @@ def _settings(limits: Limits) -> None:
         st.slider(
             "Validation fraction", 0.0, 0.5, step=0.05, key="cfg_val", on_change=keys.mark_custom
         )
+        st.slider(
+            "Augment: random shift (pixels)",
+            0,
+            keys.MAX_SHIFT_UI,
+            step=1,
+            key="cfg_shift",
+            on_change=keys.mark_custom,
+            help="Each training image is moved by up to this many pixels, a new draw per batch.",
+        )
+        st.slider(
+            "Augment: random rotation (degrees)",
+            0.0,
+            keys.MAX_ROTATION_UI,
+            step=1.0,
+            key="cfg_rotation",
+            on_change=keys.mark_custom,
+            help="Each training image is turned by up to this angle, either way.",
+        )
         st.number_input(
             "Seed",
             min_value=0,

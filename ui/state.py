@@ -40,6 +40,8 @@ INIT_CHOICES = tuple(INITS)
 OPTIMIZER_CHOICES = tuple(OPTIMIZERS)
 SCHEDULE_CHOICES = tuple(SCHEDULES)
 MAX_LAYERS_UI = 4
+MAX_SHIFT_UI = 4  # pixels
+MAX_ROTATION_UI = 20.0  # degrees
 
 # Widget keys -> TrainConfig fields (hidden sizes live in cfg_layers + cfg_h0..cfg_h3)
 FIELD_KEYS = {
@@ -55,6 +57,8 @@ FIELD_KEYS = {
     "dropout": "cfg_dropout",
     "val_fraction": "cfg_val",
     "seed": "cfg_seed",
+    "augment_shift": "cfg_shift",
+    "augment_rotation": "cfg_rotation",
 }
 DEFAULT_PRESET = "fast"
 
@@ -81,6 +85,8 @@ def widget_values(config: TrainConfig, limits: Limits) -> dict:
         "cfg_dropout": round(min(float(config.dropout), 0.8), 2),
         "cfg_val": round(min(float(config.val_fraction), 0.5), 2),
         "cfg_seed": int(config.seed),
+        "cfg_shift": min(int(config.augment_shift), MAX_SHIFT_UI),
+        "cfg_rotation": float(min(config.augment_rotation, MAX_ROTATION_UI)),
     }
     for i in range(MAX_LAYERS_UI):
         values[f"cfg_h{i}"] = hidden[i] if i < len(hidden) else 32
@@ -130,9 +136,9 @@ def config_from_state(ss=None) -> TrainConfig:
     ss = st.session_state if ss is None else ss
     values = {field: ss[key] for field, key in FIELD_KEYS.items() if key in ss}
     values["hidden"] = hidden_from_state(ss)
-    for name in ("batch_size", "epochs", "seed"):
+    for name in ("batch_size", "epochs", "seed", "augment_shift"):
         values[name] = int(values[name])
-    for name in ("lr", "momentum", "l2", "dropout", "val_fraction"):
+    for name in ("lr", "momentum", "l2", "dropout", "val_fraction", "augment_rotation"):
         values[name] = float(values[name])
     return TrainConfig.from_dict(values)
 

@@ -160,6 +160,5 @@ def test_shapes_rows():
 
 def test_train_config_fields_all_have_widgets():
     widget_fields = set(keys.FIELD_KEYS) | {"hidden"}
-    skipped = {"nesterov", "step_epochs", "gamma", "early_stopping"}
-    skipped |= {"augment_shift", "augment_rotation", "dtype"}
+    skipped = {"nesterov", "step_epochs", "gamma", "early_stopping", "dtype"}
     assert set(TrainConfig().to_dict()) - widget_fields == skipped
