@@ -114,7 +114,7 @@ def run_torch(hidden, mode, epochs, data) -> dict:
     torch.manual_seed(SEED)
     x_train, y_train, x_test, y_test = data
     x = torch.from_numpy(scaled(x_train))
-    y = torch.from_numpy(np.ascontiguousarray(y_train))
+    y = torch.from_numpy(np.array(y_train))  # a writable copy
     sizes = (x.shape[1], *hidden, 10)
     layers = []
     for i in range(len(sizes) - 1):
