@@ -31,7 +31,15 @@ FULL_BATCH_CHUNK = 4096
 
 @dataclass
 class Callbacks:
-    """Functions called after each batch and after each epoch."""
+    """Functions called after each batch and after each epoch.
+
+    Each gets the trainer and a dict. After a batch: ``epoch`` (1-based, in progress),
+    ``batch``, ``batches_per_epoch``, ``loss``, ``accuracy`` (of that batch), ``lr``,
+    ``elapsed`` (training seconds of the run so far) and ``samples_per_second``. After an
+    epoch: ``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
+    ``lr``, ``seconds`` (of the epoch), ``elapsed`` and ``samples_per_second``. A callback
+    that returns True asks training to stop after this batch; ``fit`` or ``run`` resume.
+    """
 
     on_batch: Sequence[Callback] = ()
     on_epoch: Sequence[Callback] = ()
@@ -133,6 +141,7 @@ class Trainer:
         self._order: np.ndarray | None = None
         self._epoch_sums = np.zeros(3)  # loss * n, correct, n
         self._epoch_seconds = 0.0
+        self.seconds_trained = 0.0  # training time of the whole run, evaluation excluded
         self._good_state = self._capture_state()
         self._best: tuple[float, dict] | None = None
         self._epochs_since_best = 0
@@ -209,9 +218,10 @@ class Trainer:
         idx = self._order[self._position : self._position + self.batch_size]
         x, y = self._load_batch(idx)
         lr = self._current_lr()
-        loss, grads = self.model.loss_and_gradient(
-            x, y, self.config.l2, self.config.dropout, self._dropout_rng
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # a divergence is caught below
+            loss, grads = self.model.loss_and_gradient(
+                x, y, self.config.l2, self.config.dropout, self._dropout_rng
+            )
         if not math.isfinite(loss):
             self._halt_diverged(loss)
             return None
@@ -220,8 +230,10 @@ class Trainer:
         correct = self.model.last_batch_correct
         self._epoch_sums += (loss * n, correct, n)
         self._position += n
-        self._epoch_seconds += time.perf_counter() - start
-        info = self._record_batch(loss, correct / n, lr, n)
+        seconds = time.perf_counter() - start
+        self._epoch_seconds += seconds
+        self.seconds_trained += seconds
+        info = self._record_batch(loss, correct / n, lr, n / seconds)
         if self._position >= self.n_train:
             self._end_epoch(lr)
         return info
@@ -286,7 +298,7 @@ class Trainer:
             c.schedule, c.lr, self.progress, self.target_epochs, c.step_epochs, c.gamma
         )
 
-    def _record_batch(self, loss: float, acc: float, lr: float, n: int) -> dict:
+    def _record_batch(self, loss: float, acc: float, lr: float, samples_per_second: float) -> dict:
         h = self.history
         h.batch_progress.append(self.progress)
         h.batch_loss.append(loss)
@@ -298,6 +310,8 @@ class Trainer:
             "loss": loss,
             "accuracy": acc,
             "lr": lr,
+            "elapsed": self.seconds_trained,
+            "samples_per_second": samples_per_second,
         }
         self._notify(self.callbacks.on_batch, info)
         return info
@@ -333,6 +347,7 @@ class Trainer:
             "val_accuracy": val_acc,
             "lr": lr,
             "seconds": seconds,
+            "elapsed": self.seconds_trained,
             "samples_per_second": h.samples_per_second[-1],
         }
         self._notify(self.callbacks.on_epoch, info)

@@ -77,6 +77,23 @@ def test_callback_can_stop_and_training_resumes_where_it_stopped():
     assert stopped.history.batch_loss == straight.history.batch_loss
 
 
+def test_callbacks_get_loss_accuracy_time_and_throughput():
+    x, y = blobs()
+    batches, epochs = [], []
+    callbacks = Callbacks(
+        on_batch=[lambda t, info: batches.append(info)],
+        on_epoch=[lambda t, info: epochs.append(info)],
+    )
+    trainer = Trainer(small(epochs=2), x, y, callbacks=callbacks)
+    trainer.fit()
+    assert len(batches) == 2 * trainer.batches_per_epoch and len(epochs) == 2
+    elapsed = [b["elapsed"] for b in batches]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
+    assert all(b["samples_per_second"] > 0 and 0 <= b["accuracy"] <= 1 for b in batches)
+    assert epochs[-1]["elapsed"] == pytest.approx(sum(trainer.history.seconds_per_epoch))
+    assert 0 <= epochs[-1]["val_accuracy"] <= 1 and np.isfinite(epochs[-1]["val_loss"])
+
+
 def test_continue_adds_epochs():
     x, y = blobs()
     trainer = Trainer(small(epochs=2), x, y)
