@@ -24,6 +24,17 @@ st.radio(
 )
 
 
+st.radio(
+    "Show",
+    ["weights", "change"],
+    format_func={"weights": "weights", "change": "change since init (W - W at epoch 0)"}.get,
+    key="w_view",
+    horizontal=True,
+    help="The learned strokes show much earlier in the change than in the weights themselves, "
+    "which start as random noise.",
+)
+
+
 def _click_to_unit(cols: int, shape, n_units: int) -> None:
     """Turn a click on the grid into the selected unit (before the number box exists)."""
     event = st.session_state.get("weights_grid")
@@ -69,6 +80,10 @@ def _live() -> None:
         weights = np.array(model.weights[0], dtype=np.float32)  # a copy: the thread writes
     else:
         weights = snapshots[int(choice.split()[1])].astype(np.float32)
+    if 0 in snapshots and st.session_state.get("w_view") == "change":
+        # Early on, the random start hides what was learned; the difference shows it.
+        weights = weights - snapshots[0].astype(np.float32)
+        choice = f"{choice}, change since init"
     _rows, cols = charts.grid_shape(n_units)
     _click_to_unit(cols, shape, n_units)
     st.session_state.setdefault("w_unit", 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 
 import numpy as np
@@ -234,3 +235,30 @@ def test_share_link_with_a_preset_sets_its_widgets():
     ss = at.session_state
     assert ss["cfg_preset"] == "notebook" and ss["cfg_optimizer"] == "gd"
     assert ss["cfg_h0"] == 10 and ss["cfg_epochs"] == 20
+
+
+def _heatmap_z(at: AppTest, key: str) -> np.ndarray:
+    """The z values of the heatmap chart with this key (plotly sends them base64-packed)."""
+    for chart in at.get("plotly_chart"):
+        if chart.proto.id.endswith(key) or key in chart.proto.id:
+            z = json.loads(chart.proto.spec)["data"][0]["z"]
+            if isinstance(z, dict):
+                shape = [int(s) for s in str(z["shape"]).split(",")]
+                return np.frombuffer(base64.b64decode(z["bdata"]), z["dtype"]).reshape(shape)
+            return np.asarray(z, dtype=float)
+    raise AssertionError(f"no chart {key}")
+
+
+def test_weights_page_shows_unit_and_change_since_init(app):
+    train_tiny(app)
+    app.switch_page("pages/weights.py")
+    app.run()
+    run = app.session_state["run"]
+    live = run.model.weights[0][:, 0].reshape(28, 28)
+    unit = _heatmap_z(app, "unit_in_chart")
+    np.testing.assert_allclose(unit, live, atol=1e-3)
+    app.radio(key="w_view").set_value("change")
+    app.run()
+    assert not app.exception, app.exception
+    change = live - run.trainer.snapshots[0][:, 0].reshape(28, 28).astype(np.float32)
+    np.testing.assert_allclose(_heatmap_z(app, "unit_in_chart"), change, atol=1e-3)
