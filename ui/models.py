@@ -74,6 +74,11 @@ def _on_model_upload(key: str) -> None:
         ss[keys.MODEL_ERROR] = None
     except ModelFileError as exc:
         ss[keys.MODEL_ERROR] = str(exc)
+    except Exception as exc:  # last line of defence: an unforeseen file must not break the page
+        ss[keys.MODEL_ERROR] = (
+            f"{getattr(file, 'name', 'This file')} could not be read as a model "
+            f"({type(exc).__name__}: {exc}). Upload a .npz saved by digitlab."
+        )
 
 
 def upload_model_widget(key: str = "model_upload") -> None:

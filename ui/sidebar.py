@@ -32,6 +32,13 @@ def _on_upload() -> None:
     except (DataError, ValueError) as exc:
         ss[keys.UPLOAD_ERROR] = str(exc)
         return
+    except Exception as exc:  # last line of defence: an unforeseen file must not break the page
+        names = ", ".join(getattr(f, "name", "?") for f in files)
+        ss[keys.UPLOAD_ERROR] = (
+            f"{names} could not be read ({type(exc).__name__}: {exc}). Upload a Kaggle CSV "
+            "(label, pixel0, ...), an .npz with x_train and y_train, or MNIST IDX files."
+        )
+        return
     ss[keys.UPLOADED_DATA] = dataset
     ss[keys.UPLOAD_ERROR] = None
 
