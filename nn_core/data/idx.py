@@ -22,6 +22,7 @@ from nn_core.data.validate import (
     check_same_length,
     check_square_images,
     gunzip_if_needed,
+    is_dir,
     read_source,
 )
 
@@ -212,13 +213,20 @@ def load_idx_folder(
     Dataset
     """
     folder = Path(path)
-    label = name or folder.resolve().name
-    if not folder.is_dir():
+    try:
+        label = name or folder.resolve().name or str(folder)
+    except (OSError, ValueError):
+        label = name or str(folder)
+    if not is_dir(folder):
         raise DataError(f"{label}: folder not found at {folder}. Check the path.")
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.is_file())
+    except OSError as exc:
+        raise DataError(
+            f"{label}: the folder cannot be listed ({exc.strerror or exc}). Check its permissions."
+        ) from exc
     files = {
-        p.name: (lambda p=p: read_source(p, name=p.name, max_bytes=max_bytes)[0])
-        for p in sorted(folder.iterdir())
-        if p.is_file()
+        p.name: (lambda p=p: read_source(p, name=p.name, max_bytes=max_bytes)[0]) for p in entries
     }
     return _from_readers(files, label, test_fraction, seed, max_bytes)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from nn_core.data.dataset import Dataset
 from nn_core.data.errors import DataError
@@ -16,6 +15,7 @@ from nn_core.data.validate import (
     DEFAULT_MAX_BYTES,
     Source,
     gunzip_if_needed,
+    is_dir,
     read_source,
     source_name,
 )
@@ -63,7 +63,7 @@ def load_dataset(
         return load_idx_files(source, **options)
     if isinstance(source, (list, tuple)):
         return load_idx_files(_read_uploads(source, max_bytes), **options)
-    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+    if isinstance(source, (str, os.PathLike)) and is_dir(source):
         return load_idx_folder(source, **options)
     data, label = read_source(source, name=name, max_bytes=max_bytes)
     data = gunzip_if_needed(data, name=label, max_bytes=max_bytes)

@@ -6,7 +6,9 @@ Always read with ``allow_pickle=False``: object arrays (pickles) are refused, ne
 from __future__ import annotations
 
 import io
+import math
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -15,6 +17,7 @@ from nn_core.data.errors import DataError
 from nn_core.data.validate import (
     DEFAULT_MAX_BYTES,
     Source,
+    check_labels,
     check_pixels,
     check_same_length,
     read_source,
@@ -25,6 +28,7 @@ from nn_core.data.validate import (
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 NPY_MAGIC = b"\x93NUMPY"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_MEMBERS = 1000
 HOW_TO_SAVE = "np.savez(path, x_train=x, y_train=y) with numeric arrays"
 
 
@@ -68,7 +72,7 @@ def parse_npz(
     for key in ("x_train", "y_train"):
         if key not in arrays:
             raise DataError(
-                f"{name} has no '{key}' array (it holds: {', '.join(all_keys) or 'nothing'}). "
+                f"{name} has no '{key}' array (it holds: {_names(all_keys) or 'nothing'}). "
                 f"Save it with {HOW_TO_SAVE}."
             )
     if ("x_test" in arrays) != ("y_test" in arrays):
@@ -103,9 +107,7 @@ def _pair(arrays: dict[str, np.ndarray], part: str, *, name: str) -> tuple[np.nd
     x_key, y_key = f"x_{part}", f"y_{part}"
     x = to_images(arrays[x_key], name=name, key=x_key)
     x = check_pixels(x, name=f"{name} ({x_key})")
-    y = arrays[y_key]
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
+    y = check_labels(arrays[y_key], name=f"{name} ({y_key})")
     check_same_length(x, y, name=name, what=f"{x_key} vs {y_key}")
     return x, y
 
@@ -113,23 +115,92 @@ def _pair(arrays: dict[str, np.ndarray], part: str, *, name: str) -> tuple[np.nd
 def _read_arrays(
     data: bytes, *, name: str, max_bytes: int
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Open the archive without pickles; return the known arrays and all key names."""
+    """Open the archive without pickles; return the known arrays and all key names.
+
+    Every member's ``.npy`` header is read and checked (plain numeric dtype, declared size
+    within ``max_bytes`` and within what the archive stores) before any array memory is
+    allocated, and no member is ever decompressed past the cap, whatever the archive's
+    directory claims.
+    """
     _check_magic(data, name=name)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            total = sum(info.file_size for info in zf.infolist())
-            if total > max_bytes:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise DataError(
+                    f"{name} holds {len(infos):,} entries; a data set needs only x_train, "
+                    f"y_train, x_test and y_test. Save just those with {HOW_TO_SAVE}."
+                )
+            if sum(info.file_size for info in infos) > max_bytes:
                 raise too_big(name, "its arrays take", max_bytes)
-        npz = np.load(io.BytesIO(data), allow_pickle=False)
-        with npz:
-            arrays = {key: _load_member(npz, key, name=name) for key in KEYS if key in npz.files}
-            return arrays, list(npz.files)
+            members = {info.filename.removesuffix(".npy"): info for info in infos}
+            arrays: dict[str, np.ndarray] = {}
+            budget = max_bytes
+            for key in KEYS:
+                if key in members:
+                    arrays[key] = _read_member(zf, members[key], key, name=name, budget=budget)
+                    budget -= arrays[key].nbytes
+            return arrays, list(members)
     except DataError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,  # an unsupported compression method
+        RuntimeError,  # an encrypted member
+        OSError,
+        ValueError,
+        EOFError,
+        OverflowError,
+        zlib.error,
+    ) as exc:
         raise DataError(
             f"{name} is not a readable .npz archive ({exc}). Save it again with {HOW_TO_SAVE}."
         ) from exc
+
+
+def _read_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, *, name: str, budget: int
+) -> np.ndarray:
+    """Read one ``.npy`` member after checking its header; never unpickles."""
+    with zf.open(info) as f:
+        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise DataError(
+                f"{name}: '{key}' is not a NumPy array (no .npy header). Save the arrays with "
+                f"{HOW_TO_SAVE}."
+            )
+        version = (f.read(1) + f.read(1)) or b""
+        if version == b"\x01\x00":
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == b"\x02\x00":
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {tuple(version)}")
+        if dtype.hasobject:
+            raise DataError(
+                f"{name}: '{key}' is stored as Python objects (a pickle), which is refused for "
+                f"safety. Save plain numeric arrays, e.g. {HOW_TO_SAVE} (uint8 images, int "
+                "labels)."
+            )
+        if dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
+            raise DataError(
+                f"{name}: '{key}' has the compound dtype {dtype}, not plain numbers. Save "
+                f"plain numeric arrays with {HOW_TO_SAVE}."
+            )
+        if any(d < 0 for d in shape):
+            raise ValueError(f"negative dimension in the shape {shape} of '{key}'")
+        n_bytes = math.prod(shape) * dtype.itemsize
+        if n_bytes > budget:
+            raise too_big(name, f"'{key}' declares shape {shape} ({n_bytes:,} bytes),", budget)
+        raw = f.read(n_bytes + 1)
+    if len(raw) != n_bytes:
+        raise DataError(
+            f"{name}: '{key}' is damaged: its header declares shape {shape} ({n_bytes:,} bytes) "
+            f"but {len(raw):,}{'+' if len(raw) > n_bytes else ''} bytes are stored. Save it "
+            f"again with {HOW_TO_SAVE}."
+        )
+    array = np.frombuffer(raw, dtype=dtype)
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def _check_magic(data: bytes, *, name: str) -> None:
@@ -143,14 +214,7 @@ def _check_magic(data: bytes, *, name: str) -> None:
         raise DataError(f"{name} is not an .npz archive. Save it with {HOW_TO_SAVE}.")
 
 
-def _load_member(npz: np.lib.npyio.NpzFile, key: str, *, name: str) -> np.ndarray:
-    """Load one array, refusing object arrays (which would need unpickling)."""
-    try:
-        return npz[key]
-    except ValueError as exc:
-        if "pickle" not in str(exc).lower():
-            raise
-        raise DataError(
-            f"{name}: '{key}' is stored as Python objects (a pickle), which is refused for "
-            f"safety. Save plain numeric arrays, e.g. {HOW_TO_SAVE} (uint8 images, int labels)."
-        ) from exc
+def _names(keys: list[str], show: int = 8) -> str:
+    """Join up to ``show`` key names, saying how many more there are."""
+    more = f" and {len(keys) - show:,} more" if len(keys) > show else ""
+    return ", ".join(repr(k)[1:-1][:40] for k in keys[:show]) + more

@@ -10,6 +10,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -93,26 +94,59 @@ def read_source(source: Source, *, name: str | None, max_bytes: int) -> tuple[by
 
 
 def _read_path(path: Path, label: str, max_bytes: int) -> bytes:
-    """Read a file from disk after checking it exists and is under the cap."""
-    if not path.exists():
-        raise DataError(f"{label}: file not found at {path}. Check the path.")
-    if path.is_dir():
-        raise DataError(f"{label} is a folder, not a file. Pass a file, or load_idx_folder().")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise too_big(label, f"{size:,} bytes,", max_bytes)
-    return path.read_bytes()
+    """Read a regular file from disk, at most ``max_bytes + 1`` bytes.
+
+    Devices, pipes and sockets are refused (``/dev/zero`` would never end), and every
+    operating-system error becomes a :class:`DataError`.
+    """
+    try:
+        if not path.exists():
+            raise DataError(f"{label}: file not found at {path}. Check the path.")
+        if path.is_dir():
+            raise DataError(f"{label} is a folder, not a file. Pass a file, or load_idx_folder().")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(
+                f"{label} is not a regular file (a device, pipe or socket). Pass a data file."
+            )
+        if info.st_size > max_bytes:
+            raise too_big(label, f"{info.st_size:,} bytes,", max_bytes)
+        with path.open("rb") as f:
+            return f.read(max_bytes + 1)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DataError(
+            f"{label} cannot be read ({reason}). Check the path and its permissions."
+        ) from exc
 
 
 def _read_file_like(source: Any, label: str, max_bytes: int) -> bytes:
     """Read a binary file-like object, at most ``max_bytes + 1`` bytes."""
-    seekable = getattr(source, "seekable", None)
-    if callable(seekable) and seekable():
-        source.seek(0)
-    data = source.read(max_bytes + 1)
+    try:
+        seekable = getattr(source, "seekable", None)
+        if callable(seekable) and seekable():
+            source.seek(0)
+        data = source.read(max_bytes + 1)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{label} cannot be read ({exc}). Upload or open the file again.") from exc
     if isinstance(data, str):
         raise DataError(f"{label} was opened in text mode. Open it in binary mode ('rb').")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DataError(
+            f"{label}: reading it gave {type(data).__name__}, not bytes. Pass a file opened in "
+            "binary mode ('rb'), a path, or the file's bytes."
+        )
     return bytes(data)
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    """``Path(path).is_dir()`` that says False instead of raising on unusable names."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def gunzip_if_needed(data: bytes, *, name: str, max_bytes: int) -> bytes:
@@ -185,7 +219,7 @@ def to_images(x: np.ndarray, *, name: str, key: str = "x") -> np.ndarray:
 
     Parameters
     ----------
-    x : ndarray of shape (N, H, W), (N, H, W, 1) or (N, D) with D a perfect square
+    x : ndarray of shape (N, H, W), (N, H, W, 1), (N, 1, H, W) or (N, D), D a perfect square
     name, key : str
         For messages.
 
@@ -195,6 +229,14 @@ def to_images(x: np.ndarray, *, name: str, key: str = "x") -> np.ndarray:
     """
     if x.ndim == 4 and x.shape[3] == 1:
         x = x[..., 0]
+    elif x.ndim == 4 and x.shape[1] == 1:  # channels first, as PyTorch stores them
+        x = x[:, 0]
+    if x.ndim == 4 and x.shape[3] in (3, 4):
+        raise DataError(
+            f"{name}: {key} has shape {x.shape}: colour images with {x.shape[3]} channels. "
+            "Only grayscale images work; convert them first, e.g. "
+            f"{key} = {key}[..., :3].mean(axis=-1), then save again."
+        )
     if x.ndim == 2:
         side = square_side(x.shape[1], name=f"{name} ({key})")
         x = x.reshape(x.shape[0], side, side)
@@ -249,6 +291,8 @@ def check_pixels(x: np.ndarray, *, name: str, is_float: bool | None = None) -> n
     _check_numeric(x, name=name, what="pixel values")
     if x.dtype == np.uint8:
         return x
+    if x.dtype == np.bool_:  # black-and-white images: True is ink
+        return x.astype(np.uint8) * np.uint8(255)
     if x.size == 0:
         return x.astype(np.uint8)
     lo, hi = x.min(), x.max()
@@ -283,8 +327,13 @@ def check_labels(y: np.ndarray, *, name: str) -> np.ndarray:
     -------
     ndarray of shape (N,), int64
     """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
     if y.ndim != 1:
-        raise DataError(f"{name}: labels have shape {y.shape}; expected one label per image (N,).")
+        raise DataError(_label_shape_message(y, name))
+    if y.dtype.kind in "US":
+        y = _labels_from_text(y, name=name)
     _check_numeric(y, name=name, what="labels")
     if y.dtype.kind == "f":
         frac = y != np.rint(y)
@@ -306,6 +355,35 @@ def check_labels(y: np.ndarray, *, name: str) -> np.ndarray:
             f"classes. Number the classes 0..{MAX_CLASSES - 1} (is the label column right?)."
         )
     return y.astype(np.int64)
+
+
+def _label_shape_message(y: np.ndarray, name: str) -> str:
+    """Explain why labels of shape ``y.shape`` are not one class index per image."""
+    if y.ndim == 2 and y.dtype.kind in "biuf" and y.size:
+        with np.errstate(invalid="ignore"):
+            one_hot = bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+        if one_hot:
+            return (
+                f"{name}: labels are one-hot vectors of shape {y.shape}; one class index per "
+                "image is needed. Convert them with y.argmax(axis=1) and save that."
+            )
+    return (
+        f"{name}: labels have shape {y.shape}; expected one class index per image, shape (N,). "
+        "Save a 1-d array of whole numbers 0, 1, 2, ..."
+    )
+
+
+def _labels_from_text(y: np.ndarray, *, name: str) -> np.ndarray:
+    """Labels stored as text: whole numbers ('3') become int64, anything else is refused."""
+    text = np.char.strip(y.astype(str)) if y.size else y.astype(str)
+    try:
+        return text.astype(np.int64)
+    except (ValueError, OverflowError):
+        bad = next((str(v) for v in text[:1000] if not str(v).lstrip("+-").isdigit()), str(text[0]))
+        raise DataError(
+            f"{name}: labels are text such as {bad[:40]!r}, not class numbers. Number the "
+            "classes 0, 1, 2, ... and save the labels as integers."
+        ) from None
 
 
 def check_same_length(x: np.ndarray, y: np.ndarray, *, name: str, what: str = "") -> None:
