@@ -26,6 +26,7 @@ PIXEL_RE = re.compile(r"pixel(\d+)")
 NON_SPACE = re.compile(rb"\S")
 BOM = b"\xef\xbb\xbf"
 SHOW = 5
+LABEL_ALIASES = ("class", "classes", "target", "digit", "y", "labels", "category")
 
 
 def load_kaggle_csv(
@@ -80,6 +81,7 @@ def load_unlabelled_csv(
     """
     data, label = read_source(source, name=name, max_bytes=max_bytes)
     data = gunzip_if_needed(data, name=label, max_bytes=max_bytes)
+    data = _clean_text(data, name=label)
     header, offset = _split_header(data, name=label)
     label_col, side = _check_header(header, name=label, labelled=False)
     table = _parse_table(data, offset, header, name=label)
@@ -88,12 +90,44 @@ def load_unlabelled_csv(
 
 def parse_labelled_csv(data: bytes, *, name: str, test_fraction: float, seed: int) -> Dataset:
     """Parse decompressed labelled CSV bytes into a Dataset (see :func:`load_kaggle_csv`)."""
+    data = _clean_text(data, name=name)
     header, offset = _split_header(data, name=name)
     label_col, side = _check_header(header, name=name, labelled=True)
     table = _parse_table(data, offset, header, name=name)
     x = _pixels(table, header, label_col, side, name=name)
     y = table[:, label_col]
     return build_dataset(x, y, name=name, test_fraction=test_fraction, seed=seed)
+
+
+def _clean_text(data: bytes, *, name: str) -> bytes:
+    """Check that ``data`` is UTF-8 text and smooth over harmless variants.
+
+    Accepted and normalised: a UTF-8 byte-order mark, old Mac line endings (CR only) and
+    numbers in double quotes. CRLF line endings, blank lines and spaces around values need
+    nothing. Refused: UTF-16 and other binary data, and text that is not UTF-8.
+    """
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(
+            f"{name} is not a text CSV file in UTF-8: it is saved as UTF-16. Save it as "
+            "UTF-8 CSV (in Excel: 'CSV UTF-8')."
+        )
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"{name} is not a text CSV file (byte {nul} is a NUL byte). Pick the CSV file, or "
+            "an .npz / IDX file with the matching loader."
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_text(name, exc) from exc
+    if b"\n" not in data and b"\r" in data:
+        data = data.replace(b"\r", b"\n")
+    if b'"' in data:
+        data = data.replace(b'"', b"")
+    return data
 
 
 def _split_header(data: bytes, *, name: str) -> tuple[list[str], int]:
@@ -108,6 +142,14 @@ def _split_header(data: bytes, *, name: str) -> tuple[list[str], int]:
         line = data[first.start() : end].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _not_text(name, exc) from exc
+    if "," not in line:
+        for sep, what in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|' characters")):
+            if sep in line:
+                raise DataError(
+                    f"{name} separates its values with {what}, not commas. Save it as a "
+                    "comma-separated CSV (in Excel: 'CSV UTF-8 (Comma delimited)'), or replace "
+                    f"the {what} with commas."
+                )
     header = [cell.strip().strip("\"'").strip() for cell in line.split(",")]
     if NON_SPACE.search(data, end) is None:
         raise DataError(
@@ -148,6 +190,12 @@ def _check_header(header: list[str], *, name: str, labelled: bool) -> tuple[int 
 def _label_column(lowered: list[str], *, name: str, labelled: bool) -> int | None:
     """Find the label column, refusing it when absent (labelled) or present (unlabelled)."""
     count = lowered.count("label")
+    other = next((h for h in lowered if h in LABEL_ALIASES), None)
+    if labelled and count == 0 and other is not None:
+        raise DataError(
+            f"{name} has a '{other}' column but no 'label' column. If '{other}' holds each "
+            f"image's class, rename that column to 'label' in the header line."
+        )
     if labelled and count == 0:
         raise DataError(
             f"{name} has no 'label' column (columns start: {_names(lowered)}). The first column "
@@ -166,10 +214,10 @@ def _label_column(lowered: list[str], *, name: str, labelled: bool) -> int | Non
 
 def _check_pixel_names(pixels: list[str], *, name: str) -> None:
     """Require the pixel columns to be exactly pixel0..pixel{D-1} in order."""
-    if pixels == [f"pixel{i}" for i in range(len(pixels))]:
-        return
     if not pixels:
         raise DataError(f"{name} has no pixel columns. Add columns pixel0..pixel783 (for 28x28).")
+    if pixels == [f"pixel{i}" for i in range(len(pixels))]:
+        return
     other = [p or "(empty name)" for p in pixels if not PIXEL_RE.fullmatch(p)]
     if other:
         raise DataError(
