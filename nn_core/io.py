@@ -25,7 +25,9 @@ import io
 import json
 import math
 import os
+import stat
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,8 @@ MAX_WIDTH = 4096
 MAX_LAYERS = 16
 MAX_CONFIG_BYTES = 1024**2
 MAX_CLASS_NAME = 200
+# Weights may take this many times the file's size once decompressed (see load_model).
+COMPRESSION_SLACK = 8
 
 Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
@@ -205,6 +209,7 @@ def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
     with archive:
         document = _read_config(archive, members, label)
         sizes, dtype = _check_config(document, label)
+        _check_declared_size(sizes, len(data), label)
         arrays = _read_layers(archive, members, sizes, label)
     return _build(document, sizes, dtype, arrays, label)
 
@@ -217,25 +222,45 @@ def _read_source(source: Source, max_bytes: int) -> tuple[bytes, str]:
         path = Path(source)
         label = f"The model file {path.name}"
         try:
-            size = path.stat().st_size
-            if size > max_bytes:
-                raise ModelFileError(_too_big(label, size, max_bytes))
-            data = path.read_bytes()
+            info = path.stat()
+            if stat.S_ISDIR(info.st_mode):
+                raise ModelFileError(f"{path} is a folder, not a model file.")
+            if not stat.S_ISREG(info.st_mode):
+                raise ModelFileError(
+                    f"{label} is not a regular file (a device, pipe or socket). Choose a .npz "
+                    "model file."
+                )
+            if info.st_size > max_bytes:
+                raise ModelFileError(_too_big(label, info.st_size, max_bytes))
+            with path.open("rb") as f:  # bounded: a file may grow while it is read
+                data = f.read(max_bytes + 1)
         except FileNotFoundError as exc:
             raise ModelFileError(f"{label} does not exist ({path}). Check the path.") from exc
         except IsADirectoryError as exc:
             raise ModelFileError(f"{path} is a folder, not a model file.") from exc
         except OSError as exc:
             raise ModelFileError(f"{label} cannot be read: {exc.strerror or exc}.") from exc
+        except ValueError as exc:  # e.g. a NUL byte in the path
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{label} cannot be read: {exc}. Check the path.") from exc
     elif hasattr(source, "read"):
         name = getattr(source, "name", None)
         label = f"The model file {Path(str(name)).name}" if name else "The model file"
-        seekable = getattr(source, "seekable", None)
-        if callable(seekable) and seekable():
-            source.seek(0)
-        data = source.read(max_bytes + 1)
+        try:
+            seekable = getattr(source, "seekable", None)
+            if callable(seekable) and seekable():
+                source.seek(0)
+            data = source.read(max_bytes + 1)
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{label} cannot be read ({exc}). Upload it again.") from exc
         if isinstance(data, str):
             raise ModelFileError(f"{label} was opened as text; open it in binary mode ('rb').")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ModelFileError(
+                f"{label}: reading it gave {type(data).__name__}, not bytes; give a path, the "
+                "file's bytes or a file opened in binary mode."
+            )
         data = bytes(data)
     else:
         raise ModelFileError(
@@ -271,7 +296,16 @@ def _read_npy_header(
                 shape, _, dtype = np.lib.format.read_array_header_2_0(f)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        SyntaxError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise ModelFileError(
             f"{label}: the array {key!r} is damaged ({exc}). Save the model again."
         ) from exc
@@ -288,7 +322,15 @@ def _load_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) ->
     try:
         with archive.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise ModelFileError(
             f"{label}: the array {key!r} cannot be read ({exc}). The file is damaged or "
             "truncated; save the model again."
@@ -305,6 +347,11 @@ def _read_config(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], 
     if info.file_size > MAX_CONFIG_BYTES:
         raise ModelFileError(f"{label}: its configuration is implausibly large; refusing it.")
     shape, dtype = _read_npy_header(archive, info, label)
+    if math.prod(shape) * dtype.itemsize > MAX_CONFIG_BYTES:
+        raise ModelFileError(
+            f"{label}: its configuration declares shape {shape}, implausibly large for a "
+            "digitlab model; refusing it. Save the model again."
+        )
     raw = _load_member(archive, info, label)
     if dtype == np.uint8 and raw.ndim == 1:
         text_bytes = raw.tobytes()
@@ -319,7 +366,7 @@ def _read_config(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], 
         )
     try:
         document = json.loads(text_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(
             f"{label}: its configuration is not valid JSON ({exc}). Save the model again."
         ) from exc
@@ -364,14 +411,14 @@ def _check_config(document: dict, label: str) -> tuple[list[int], np.dtype]:
         )
     if sizes[-1] < 2:
         raise ModelFileError(f"{label}: a classifier needs at least 2 outputs, got {sizes[-1]}.")
-    if arch.get("activation") not in ACTIVATIONS:
+    if not isinstance(arch.get("activation"), str) or arch["activation"] not in ACTIVATIONS:
         raise ModelFileError(
             f"{label}: unknown activation {arch.get('activation')!r}; digitlab knows "
             f"{', '.join(ACTIVATIONS)}."
         )
-    if arch.get("init") not in INITS:
+    if not isinstance(arch.get("init"), str) or arch["init"] not in INITS:
         raise ModelFileError(f"{label}: unknown init {arch.get('init')!r}.")
-    if arch.get("dtype") not in ("float32", "float64"):
+    if not isinstance(arch.get("dtype"), str) or arch["dtype"] not in ("float32", "float64"):
         raise ModelFileError(
             f"{label}: dtype must be float32 or float64, got {arch.get('dtype')!r}."
         )
@@ -406,6 +453,21 @@ def _check_config(document: dict, label: str) -> tuple[list[int], np.dtype]:
     if not isinstance(document.get("training", {}), dict):
         raise ModelFileError(f"{label}: 'training' should be a JSON object.")
     return sizes, np.dtype(arch["dtype"])
+
+
+def _check_declared_size(sizes: list[int], file_size: int, label: str) -> None:
+    """Refuse layer sizes whose weights would decompress to far more than the file holds.
+
+    Trained weights hardly compress, so a small file declaring huge layers is a
+    compression bomb (e.g. 16 zero-filled 4096x4096 layers in a few MB), not a model.
+    """
+    n_params = sum(sizes[i] * sizes[i + 1] + sizes[i + 1] for i in range(len(sizes) - 1))
+    if n_params * 8 > COMPRESSION_SLACK * file_size + 2**20:
+        raise ModelFileError(
+            f"{label} declares layer sizes {sizes} ({n_params:,} weights), far more than its "
+            f"{file_size:,} bytes can hold. The file is damaged or not a digitlab model; save "
+            "the model again."
+        )
 
 
 def _read_layers(
