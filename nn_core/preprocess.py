@@ -22,6 +22,8 @@ STROKE_THRESHOLD = 24
 # Photos: pixels darker than this share of the stroke's range above the background are
 # treated as paper (noise, shading) and set to zero.
 PHOTO_FLOOR = 0.15
+# Largest output field accepted.
+MAX_SIZE = 1024
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -45,10 +47,13 @@ def preprocess_drawing(rgba: np.ndarray, size: int = SIZE, box: int = BOX) -> np
     ndarray of shape (size, size), uint8, or None
         None when no pixel is above ``STROKE_THRESHOLD`` (an empty canvas).
     """
+    _check_sizes(size, box)
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[2] != 4:
         raise ValueError(f"expected an RGBA image of shape (H, W, 4), got {rgba.shape}")
-    strength = _stroke_strength(rgba)
+    if rgba.size == 0:
+        return None
+    strength = _stroke_strength(_as_uint8_range(rgba))
     return _center_like_mnist(strength, size, box, floor=0.0)
 
 
@@ -62,9 +67,10 @@ def preprocess_image(image: np.ndarray, size: int = SIZE, box: int = BOX) -> np.
 
     Parameters
     ----------
-    image : ndarray of shape (H, W), (H, W, 3) or (H, W, 4)
-        Grayscale, RGB or RGBA; uint8 (0..255), another integer type (scaled by its
-        maximum), bool, or float in 0..1.
+    image : ndarray of shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4)
+        Grayscale, gray + alpha, RGB or RGBA; uint8 (0..255), another integer type (used
+        as is when its values lie in 0..255, else scaled by the type's maximum), bool, or
+        float in 0..1 or 0..255 (NaN counts as 0). An empty image gives None.
     size, box : int
         As in ``preprocess_drawing``.
 
@@ -73,7 +79,20 @@ def preprocess_image(image: np.ndarray, size: int = SIZE, box: int = BOX) -> np.
     ndarray of shape (size, size), uint8, or None
         None when no digit stands out from the background.
     """
-    image = _as_uint8_range(np.asarray(image))
+    _check_sizes(size, box)
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:  # (H, W, 1): grayscale with a channel axis
+        image = image[..., 0]
+    elif image.ndim == 3 and image.shape[2] == 2:  # gray + alpha, as Pillow's "LA" mode
+        image = np.concatenate([image[..., :1]] * 3 + [image[..., 1:]], axis=2)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(
+            "expected an image of shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4), "
+            f"got {image.shape}"
+        )
+    if image.size == 0:
+        return None
+    image = _as_uint8_range(image)
     if image.ndim == 3 and image.shape[2] == 4:
         strength = _stroke_strength(image)
     elif image.ndim == 3 and image.shape[2] == 3:
@@ -94,19 +113,36 @@ def preprocess_image(image: np.ndarray, size: int = SIZE, box: int = BOX) -> np.
 
 
 # --------------------------------------------------------------------------- internals
+def _check_sizes(size: int, box: int) -> None:
+    """Refuse output sizes that are not whole numbers with 1 <= box <= size <= MAX_SIZE."""
+    for what, value in (("size", size), ("box", box)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{what} must be a whole number of pixels, got {value!r}")
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"size must be between 1 and {MAX_SIZE} pixels, got {size}")
+    if not 1 <= box <= size:
+        raise ValueError(f"box must be between 1 and size ({size}), got {box}")
+
+
 def _as_uint8_range(image: np.ndarray) -> np.ndarray:
-    """The image with values in 0..255 (any dtype)."""
+    """The image with values in 0..255 (any numeric dtype; NaN and -inf become 0)."""
     if image.dtype == np.uint8:
         return image
     if image.dtype == np.bool_:
-        return image.astype(np.uint8) * 255
-    if np.issubdtype(image.dtype, np.integer):
+        return image.astype(np.uint8) * np.uint8(255)
+    if image.dtype.kind in "iu":
+        if image.size and image.min() >= 0 and image.max() <= 255:
+            return image.astype(np.uint8)
         top = np.iinfo(image.dtype).max
-        return (image.astype(np.float32) * (255.0 / top)).clip(0, 255)
-    if np.issubdtype(image.dtype, np.floating):
-        image = np.nan_to_num(image.astype(np.float32))
-        return (image * 255.0 if image.max(initial=0.0) <= 1.0 else image).clip(0, 255)
-    raise ValueError(f"cannot read an image of dtype {image.dtype}")
+        return (image.astype(np.float64) * (255.0 / top)).clip(0, 255).astype(np.float32)
+    if image.dtype.kind == "f":
+        image = np.nan_to_num(image.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if image.max(initial=0.0) <= 1.0:
+            image = image * 255.0
+        return image.clip(0, 255).astype(np.float32)
+    raise ValueError(
+        f"cannot read an image of dtype {image.dtype}; pass numbers (uint8 0..255, or float 0..1)"
+    )
 
 
 def _border(a: np.ndarray) -> np.ndarray:
