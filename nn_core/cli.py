@@ -264,6 +264,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for path in (args.out, args.metrics_json):
         if path is not None and not path.resolve().parent.is_dir():
             raise InputFileError(f"cannot write {path}: the folder {path.parent} does not exist")
+    if args.out is not None and args.out.exists() and not args.out.is_file():
+        raise InputFileError(f"cannot write {args.out}: it exists and is not a regular file")
     dataset = _load_dataset(args.data, args.test_fraction)
     if args.train_subset is not None:
         dataset = dataset.subset(args.train_subset, seed=config.seed)
@@ -457,6 +459,8 @@ def read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
+        if path.exists() and not path.is_file():  # a folder, device or pipe (would block)
+            raise InputFileError(f"{path}: not an image file (a folder, device or pipe)")
         with Image.open(path) as img:
             img.load()
             has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
@@ -569,6 +573,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (OSError, ValueError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug, but the promise is one line and no traceback
+        print(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (this is a bug in "
+            "digitlab; please report it with the command you ran)",
+            file=sys.stderr,
+        )
         return 1
 
 

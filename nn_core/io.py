@@ -21,6 +21,7 @@ the problem and the fix.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -142,6 +143,10 @@ def save_model(
         path_or_file.write(data)
         return
     path = Path(path_or_file)
+    if path.exists() and not path.is_file():
+        # os.replace would swap a folder's name or a device such as /dev/null (when run as
+        # root) for a plain file.
+        raise FileExistsError(errno.EEXIST, "it exists and is not a regular file", str(path))
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         tmp.write_bytes(data)
