@@ -304,6 +304,10 @@ class MLP:
         flat[true] -= self.dtype.type(1.0 / n)
         return loss, logits
 
+    def release_buffers(self) -> None:
+        """Free the training work arrays (``loss_and_gradient`` allocates them again)."""
+        self._buffers = None
+
     def _batch_buffers(self, batch: int, with_dropout: bool) -> _Buffers:
         buf = self._buffers
         if buf is None or buf.capacity < batch or (with_dropout and buf.masks is None):

@@ -206,7 +206,16 @@ class Trainer:
                 break
             self.step()
             done += 1
+        if self.finished:
+            self.release_memory()
         return done
+
+    def release_memory(self) -> None:
+        """Drop the caches that only speed up further training (full-batch float copies,
+        the network's work buffers); training can resume and rebuilds them."""
+        self._full_batch_x = None
+        self._val_prepared = None
+        self.model.release_buffers()
 
     def step(self) -> dict | None:
         """Train on one batch; return its figures, or None if training is finished."""

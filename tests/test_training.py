@@ -166,6 +166,20 @@ def test_full_batch_gradient_descent_is_the_notebook_loop():
     assert trainer.history.train_loss[-1] < trainer.history.train_loss[0]
 
 
+def test_finished_full_batch_run_frees_its_float_copies_and_can_continue():
+    x, y = blobs()
+    trainer = Trainer(small(optimizer="gd", batch_size=0, lr=0.5, epochs=3), x, y)
+    trainer.run(max_batches=1)
+    assert trainer._full_batch_x is not None and trainer.model._buffers is not None
+    trainer.fit()
+    assert trainer._full_batch_x is None and trainer._val_prepared is None
+    assert trainer.model._buffers is None
+    straight = Trainer(small(optimizer="gd", batch_size=0, lr=0.5, epochs=5), x, y)
+    straight.fit()
+    trainer.fit(epochs=2)
+    np.testing.assert_array_equal(trainer.model.params, straight.model.params)
+
+
 def test_first_layer_snapshots_per_epoch():
     x, y = images()
     trainer = Trainer(small(epochs=3), x, y)

@@ -280,6 +280,7 @@ class TrainingRun:
         except Exception as exc:  # shown to the user; the model so far is kept
             self.error = f"Training failed: {type(exc).__name__}: {exc}"
         finally:
+            self.trainer.release_memory()  # a paused run keeps no full-batch float copies
             self.gate.release(token)
             self.state = "idle"
             if self.trainer.stop_reason:
