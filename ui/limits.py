@@ -18,6 +18,9 @@ ENV_DEFAULTS: dict[str, float] = {
     "DIGITLAB_MAX_TRAIN_SECONDS": 300,  # training time per Start / Continue
     "DIGITLAB_MAX_UPLOAD_MB": 50,  # data set and model uploads
     "DIGITLAB_MAX_CONCURRENT": 2,  # trainings running at once on the server
+    # BLAS threads per matrix product. One: concurrent trainings then each get a core,
+    # where two-thread products slow down many times over as soon as a core is busy.
+    "DIGITLAB_BLAS_THREADS": 1,
 }
 
 
@@ -29,6 +32,7 @@ class Limits:
     max_train_seconds: float
     max_upload_mb: float
     max_concurrent: int
+    blas_threads: int
 
     @property
     def max_upload_bytes(self) -> int:
@@ -57,4 +61,5 @@ def get_limits(environ: dict[str, str] | None = None) -> Limits:
         max_train_seconds=float(_read("DIGITLAB_MAX_TRAIN_SECONDS", env)),
         max_upload_mb=float(_read("DIGITLAB_MAX_UPLOAD_MB", env)),
         max_concurrent=max(1, int(_read("DIGITLAB_MAX_CONCURRENT", env))),
+        blas_threads=max(1, int(_read("DIGITLAB_BLAS_THREADS", env))),
     )

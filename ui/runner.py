@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
+from threadpoolctl import threadpool_limits
 
 from nn_core import TrainConfig, Trainer, confusion_matrix, per_class_scores
 
@@ -336,3 +337,9 @@ def evaluate_model(model, x_test: np.ndarray, y_test: np.ndarray, n_classes: int
 def get_gate(capacity: int) -> TrainingGate:
     """The server-wide gate (one per server process and capacity)."""
     return TrainingGate(capacity)
+
+
+@st.cache_resource(show_spinner=False)
+def limit_blas_threads(threads: int) -> threadpool_limits:
+    """Cap the BLAS threads of this server process (once per process and value)."""
+    return threadpool_limits(limits=threads, user_api="blas")

@@ -9,7 +9,7 @@ from ui import data as data_ui
 from ui import share
 from ui import state as keys
 from ui.limits import Limits
-from ui.runner import TrainingRun, get_gate
+from ui.runner import TrainingRun, get_gate, limit_blas_threads
 
 
 # --------------------------------------------------------------------- datasets
@@ -57,6 +57,7 @@ def _new_run() -> TrainingRun | None:
     if dataset is None:
         ss[keys.CONTROL_ERROR] = "Upload a valid data set first, or switch the data to MNIST."
         return None
+    limit_blas_threads(limits.blas_threads)
     subset = data_ui.training_subset(dataset, int(ss.get("cfg_subset", 0)), config.seed)
     settings = {
         "data": dataset.name,

@@ -162,3 +162,18 @@ def test_train_config_fields_all_have_widgets():
     widget_fields = set(keys.FIELD_KEYS) | {"hidden"}
     skipped = {"nesterov", "step_epochs", "gamma", "early_stopping", "dtype"}
     assert set(TrainConfig().to_dict()) - widget_fields == skipped
+
+
+def test_blas_threads_cap_from_environment_is_applied():
+    from threadpoolctl import threadpool_info
+
+    from ui.runner import limit_blas_threads
+
+    assert get_limits({}).blas_threads == 1
+    assert get_limits({"DIGITLAB_BLAS_THREADS": "2"}).blas_threads == 2
+    limiter = limit_blas_threads.__wrapped__(1)  # uncached, so it can be undone here
+    try:
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert blas and all(p["num_threads"] == 1 for p in blas)
+    finally:
+        limiter.restore_original_limits()
