@@ -16,11 +16,11 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 # Small, but long enough to press Stop while it trains: 20,000 images, 784-32-10, batch 128
-# (~140 batches an epoch), and 300 epochs that are never reached. The curve is
+# (~140 batches an epoch), and 500 epochs that are never reached. The curve is
 # thinned to 1,500 points, so growth is read from how far its x axis (epochs) reaches.
 SUBSET = "20,000"
 UNITS = 32
-EPOCHS = 300
+EPOCHS = 500  # the default cap (DIGITLAB_MAX_EPOCHS)
 ARCH = f"784-{UNITS}-10"
 
 
