@@ -15,7 +15,7 @@ import numpy as np
 
 from nn_core.activations import ACTIVATIONS, check_activation
 from nn_core.init import INITS, init_layer
-from nn_core.losses import softmax
+from nn_core.losses import row_max, softmax
 
 PREDICT_CHUNK = 4096
 GRADIENT_CHUNK = 8192
@@ -292,7 +292,7 @@ class MLP:
         n = logits.shape[0]
         rows = buf.rows[:n]
         true = buf.class_offsets[:n] + y  # flat index of each row's true class
-        _row_max(logits, out=rows[:, 0])
+        row_max(logits, out=rows[:, 0])
         logits -= rows
         flat = logits.reshape(-1)
         true_logit_sum = float(flat[true].sum(dtype=np.float64))
@@ -395,16 +395,6 @@ class _Buffers:
         if with_dropout:
             self.masks = [np.empty((capacity, n), dtype) for n in sizes[1:-1]]
             self.dropped = [np.empty((capacity, n), dtype) for n in sizes[1:-1]]
-
-
-def _row_max(a: np.ndarray, out: np.ndarray) -> None:
-    """Maximum of each row of ``a`` (n, k) into ``out`` (n,); see _softmax_loss_and_delta."""
-    if a.shape[1] == 1 or a.shape[1] > 64:
-        np.max(a, axis=1, out=out)
-        return
-    np.maximum(a[:, 0], a[:, 1], out=out)
-    for j in range(2, a.shape[1]):
-        np.maximum(out, a[:, j], out=out)
 
 
 def n_parameters(sizes: Sequence[int]) -> int:

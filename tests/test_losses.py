@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from nn_core.losses import softmax, softmax_cross_entropy, softmax_cross_entropy_grad
+from nn_core.losses import row_max, softmax, softmax_cross_entropy, softmax_cross_entropy_grad
 
 
 def reference_loss(logits, labels):
@@ -30,3 +31,12 @@ def test_fused_gradient_is_probs_minus_onehot_over_n():
     probs = softmax(logits)
     expected = (probs - np.eye(4)[labels]) / 6
     np.testing.assert_allclose(softmax_cross_entropy_grad(probs.copy(), labels), expected)
+
+
+@pytest.mark.parametrize("n_columns", [1, 2, 10, 64, 65, 300])
+def test_row_max_and_softmax_for_any_width(n_columns):
+    logits = np.random.default_rng(n_columns).standard_normal((40, n_columns)) * 30
+    np.testing.assert_array_equal(row_max(logits), logits.max(axis=1))
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(softmax(logits), expected, rtol=1e-12)
