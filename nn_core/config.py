@@ -120,11 +120,12 @@ PRESETS: dict[str, TrainConfig] = {
         dropout=0.2,
         augment_shift=1,
     ),
-    # 99.1% on the MNIST test set with seed 0 (benchmarks/presets.py): all 60,000 training
-    # images (no validation split, so no early stopping), dropout, a cosine schedule and
-    # random shifts of up to 2 pixels.
+    # 99.08% on the MNIST test set with seed 0 in ~100 s (benchmarks/presets.py): all 60,000
+    # training images (no validation split, so no early stopping), dropout, a cosine
+    # schedule and random shifts of up to 2 pixels. 512 units, not 800 (99.13%): the
+    # whole test set then predicts in ~70 ms instead of ~140 ms.
     "best": TrainConfig(
-        hidden=(800, 800),
+        hidden=(512, 512),
         optimizer="adam",
         lr=1e-3,
         schedule="cosine",
