@@ -37,6 +37,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from nn_core.activations import ACTIVATIONS
+from nn_core.data.errors import DataError
+from nn_core.data.validate import read_file_like
 from nn_core.init import INITS
 from nn_core.network import MLP
 
@@ -253,20 +255,9 @@ def _read_source(source: Source, max_bytes: int) -> tuple[bytes, str]:
         name = getattr(source, "name", None)
         label = f"The model file {Path(str(name)).name}" if name else "The model file"
         try:
-            seekable = getattr(source, "seekable", None)
-            if callable(seekable) and seekable():
-                source.seek(0)
-            data = source.read(max_bytes + 1)
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{label} cannot be read ({exc}). Upload it again.") from exc
-        if isinstance(data, str):
-            raise ModelFileError(f"{label} was opened as text; open it in binary mode ('rb').")
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise ModelFileError(
-                f"{label}: reading it gave {type(data).__name__}, not bytes; give a path, the "
-                "file's bytes or a file opened in binary mode."
-            )
-        data = bytes(data)
+            data = read_file_like(source, label, max_bytes)
+        except DataError as exc:
+            raise ModelFileError(str(exc)) from exc
     else:
         raise ModelFileError(
             f"cannot read a model from a {type(source).__name__}; give a path, bytes or a "

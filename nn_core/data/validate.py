@@ -82,7 +82,7 @@ def read_source(source: Source, *, name: str | None, max_bytes: int) -> tuple[by
     elif isinstance(source, (str, os.PathLike)):
         data = _read_path(Path(source), label, max_bytes)
     elif hasattr(source, "read"):
-        data = _read_file_like(source, label, max_bytes)
+        data = read_file_like(source, label, max_bytes)
     else:
         raise DataError(
             f"Cannot read {type(source).__name__!r}: pass a file path, the file's bytes, or an "
@@ -122,7 +122,7 @@ def _read_path(path: Path, label: str, max_bytes: int) -> bytes:
         ) from exc
 
 
-def _read_file_like(source: Any, label: str, max_bytes: int) -> bytes:
+def read_file_like(source: Any, label: str, max_bytes: int) -> bytes:
     """Read a binary file-like object, at most ``max_bytes + 1`` bytes."""
     try:
         seekable = getattr(source, "seekable", None)
