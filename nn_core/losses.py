@@ -1,4 +1,8 @@
-"""Softmax cross-entropy with the fused output gradient."""
+"""Softmax cross-entropy with the fused output gradient: the readable reference.
+
+The training step fuses the same arithmetic for speed (``MLP._softmax_loss_and_delta``);
+tests check one against the other. ``softmax`` and ``row_max`` serve inference too.
+"""
 
 from __future__ import annotations
 

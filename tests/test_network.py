@@ -133,3 +133,14 @@ def test_bad_architecture_is_refused(kwargs):
 def test_wrong_input_width_says_what_it_expects():
     with pytest.raises(ValueError, match="784 inputs"):
         MLP(784, (4,), 10).predict(np.zeros((2, 10, 10)))
+
+
+def test_fused_training_loss_matches_the_reference_loss_function():
+    from nn_core.losses import softmax_cross_entropy
+
+    x, y = small_problem(5)
+    model = small_model("relu")
+    loss, _ = model.loss_and_gradient(x, y)
+    pre, _ = model.forward(x, return_all=True)
+    reference, _ = softmax_cross_entropy(pre[-1], y)
+    assert loss == pytest.approx(reference, rel=1e-12)
