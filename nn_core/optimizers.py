@@ -14,6 +14,14 @@ import numpy as np
 OPTIMIZERS = ("gd", "sgd", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 
+# A running average whose gradient stays zero (the weights of a pixel that is never inked)
+# decays geometrically and reaches float32's subnormal range after ~800 Adam steps; each
+# arithmetic operation on a subnormal is then ~100x slower (measured: Adam's update went
+# from 293 to 478 us on 784-128-64-10 by the third epoch). So the optimizers flush such
+# values to zero while they are still 1000x above the smallest normal number: too small
+# by far to move any parameter, so the result is the textbook update to float32 precision.
+FLUSH_MARGIN = 1e-3
+
 
 class GradientDescent:
     """Plain or momentum SGD: ``v = momentum * v - lr * g; p += v``.
@@ -31,6 +39,7 @@ class GradientDescent:
         self.nesterov = nesterov
         self.state = {"velocity": np.zeros_like(params)} if momentum else {}
         self._tmp = np.empty_like(params)
+        self._flush = _SubnormalFlush(momentum, params.dtype)
 
     def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         """Update ``params`` of shape (n_params,) from ``grads`` of the same shape."""
@@ -51,6 +60,7 @@ class GradientDescent:
             params += step
         else:
             params += velocity
+        self._flush.step(self._tmp, velocity)
 
 
 class Adam:
@@ -79,6 +89,8 @@ class Adam:
             "t": np.zeros(1, dtype=np.int64),
         }
         self._tmp = np.empty_like(params)
+        # the first moment decays fastest (unless beta1 is 0: then it is the gradient itself)
+        self._flush = _SubnormalFlush(beta1 or beta2, params.dtype)
 
     # The update is ten passes over five vectors and bound by memory bandwidth. Done a
     # block at a time, a block's five slices stay in the core's L2 cache between passes
@@ -99,6 +111,7 @@ class Adam:
         for start in range(0, params.shape[0], self.BLOCK):
             block = slice(start, start + self.BLOCK)
             _adam_block(params[block], grads[block], m[block], v[block], tmp[block], *consts)
+        self._flush.step(tmp, m, v)
 
 
 def _adam_block(p, g, m, v, tmp, b1, b2, denom_scale, eps) -> None:
@@ -113,6 +126,30 @@ def _adam_block(p, g, m, v, tmp, b1, b2, denom_scale, eps) -> None:
     tmp += eps
     np.divide(m, tmp, out=tmp)
     p -= tmp
+
+
+class _SubnormalFlush:
+    """Zero the entries of decaying state arrays before they turn subnormal.
+
+    Every ``interval`` steps (the steps a value decaying by ``decay`` per step takes to
+    shrink by ``FLUSH_MARGIN``), entries below ``threshold`` in magnitude are set to zero;
+    an entry at or above it cannot reach the subnormal range before the next flush.
+    """
+
+    def __init__(self, decay: float, dtype: np.dtype) -> None:
+        self.interval = max(1, int(math.log(FLUSH_MARGIN) / math.log(decay))) if decay else 0
+        self.threshold = dtype.type(np.finfo(dtype).tiny / FLUSH_MARGIN)
+        self.steps = 0
+
+    def step(self, scratch: np.ndarray, *arrays: np.ndarray) -> None:
+        """Count one optimizer step; flush ``arrays`` when due (``scratch``: same shape)."""
+        self.steps += 1
+        if not self.interval or self.steps % self.interval:
+            return
+        for values in arrays:
+            np.abs(values, out=scratch)
+            np.greater_equal(scratch, self.threshold, out=scratch)
+            values *= scratch  # keeps NaN and inf: a divergence is still caught
 
 
 def make_optimizer(

@@ -55,3 +55,38 @@ def test_unknown_names_are_refused():
         make_optimizer("rmsprop", np.zeros(2))
     with pytest.raises(ValueError, match="schedule"):
         learning_rate("exp", 0.1, 0, 1)
+
+
+def is_subnormal(a):
+    return a.dtype.kind == "f" and ((a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)).any()
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_state_never_turns_subnormal_and_the_parameters_do_not_notice(name):
+    """A weight whose gradient stops (a pixel never inked again) has moments that decay
+    geometrically; the optimizer flushes them before they turn subnormal (slow), and the
+    flushed values were too small to move any parameter."""
+    rng = np.random.default_rng(2)
+    grads = np.zeros((1500, 40), np.float32)
+    grads[:5] = rng.standard_normal((5, 40)) * 1e-3  # then zero for 1,495 steps
+    p0 = rng.standard_normal(40).astype(np.float32)
+    flushed, unflushed = p0.copy(), p0.copy()
+    opt = make_optimizer(name, flushed, momentum=0.5)
+    reference = make_optimizer(name, unflushed, momentum=0.5)
+    reference._flush.interval = 0
+    saw_subnormal = False
+    for g in grads:
+        opt.step(flushed, g, 0.01)
+        reference.step(unflushed, g, 0.01)
+        saw_subnormal |= any(is_subnormal(s) for s in reference.state.values())
+        assert not any(is_subnormal(s) for s in opt.state.values())
+    assert saw_subnormal  # the case is real: without flushing, the state turns subnormal
+    np.testing.assert_array_equal(flushed, unflushed)
+
+
+def test_flushing_keeps_nan_so_a_divergence_is_still_seen():
+    p = np.zeros(3, np.float32)
+    opt = Adam(p)
+    for _ in range(200):
+        opt.step(p, np.array([np.nan, 0, 0], np.float32), 0.01)
+    assert np.isnan(opt.state["m"][0]) and np.isnan(p[0])
