@@ -19,7 +19,7 @@ def test_adam_matches_the_textbook_update():
     p = p0.copy()
     opt = Adam(p)
     for g in grads:
-        opt.step(p, g, 0.01)
+        opt.step(p, g.copy(), 0.01)
     np.testing.assert_allclose(p, textbook_adam(p0, grads, 0.01), rtol=1e-10)
 
 
@@ -30,7 +30,7 @@ def test_momentum_matches_the_textbook_update(nesterov):
     p, expected, v = p0.copy(), p0.copy(), np.zeros(30)
     opt = GradientDescent(p, momentum=0.9, nesterov=nesterov)
     for g in grads:
-        opt.step(p, g, 0.1)
+        opt.step(p, g.copy(), 0.1)
         v = 0.9 * v - 0.1 * g
         expected = expected + (0.9 * v - 0.1 * g if nesterov else v)
     np.testing.assert_allclose(p, expected, rtol=1e-12)
@@ -76,8 +76,8 @@ def test_state_never_turns_subnormal_and_the_parameters_do_not_notice(name):
     reference._flush.interval = 0
     saw_subnormal = False
     for g in grads:
-        opt.step(flushed, g, 0.01)
-        reference.step(unflushed, g, 0.01)
+        opt.step(flushed, g.copy(), 0.01)
+        reference.step(unflushed, g.copy(), 0.01)
         saw_subnormal |= any(is_subnormal(s) for s in reference.state.values())
         assert not any(is_subnormal(s) for s in opt.state.values())
     assert saw_subnormal  # the case is real: without flushing, the state turns subnormal
