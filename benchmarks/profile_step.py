@@ -62,7 +62,7 @@ def profiled_step(trainer: Trainer, clock: Clock) -> None:
     clock.lap("shuffle (once per epoch)")
     idx = trainer._order[trainer._position : trainer._position + batch]
     n = idx.shape[0]
-    raw = np.take(trainer.x, idx, axis=0, out=trainer._batch_u8[:n])
+    raw = np.take(trainer.x, idx, axis=0, out=trainer._batch_u8[:n], mode="clip")
     clock.lap("gather uint8 batch")
     if c.augment_shift or c.augment_rotation:
         raw = augment_batch(

@@ -276,7 +276,9 @@ class Trainer:
             if self._full_batch_x is None:
                 self._full_batch_x = self._scaled_copy(self.x, idx)
             return self._full_batch_x, self.y[idx]
-        raw = np.take(self.x, idx, axis=0, out=self._batch_u8[:n])
+        # The indices are the Trainer's own, all valid: mode="clip" skips the bounds
+        # check, which with ``out`` gathers through a temporary copy (2x slower).
+        raw = np.take(self.x, idx, axis=0, out=self._batch_u8[:n], mode="clip")
         if augmenting:
             if self.image_shape is None:
                 raise ValueError("augmentation needs image-shaped inputs (n, H, W)")
