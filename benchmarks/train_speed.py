@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/train_speed.py            # 3 rounds, 3 epochs per mini-batch run
+    python benchmarks/train_speed.py            # 5 rounds, 3 epochs per mini-batch run
     python benchmarks/train_speed.py --quick    # 1 round, 1 epoch: a smoke test
 
 Every implementation trains the same architecture on the same data (the 60,000 MNIST
@@ -11,7 +11,9 @@ rate and number of epochs, and is scored on the official 10,000 test images. Eac
 measurement runs in its own child process, so that peak memory (``ru_maxrss``) is that of
 one implementation alone and no library's threads linger into another's timing. The
 implementations alternate within each round (nn_core, PyTorch, scikit-learn, GEMMs, ...),
-and the report gives medians over rounds.
+and the report gives medians over rounds. Beside each ratio it prints the range of the
+per-round ratios (each taken between runs minutes apart), which shows how far the noise
+of a shared machine moves it.
 
 "GEMM bound": the time of only the matrix multiplications of one epoch at the network's
 shapes (forward products, weight gradients, and the backward products that carry the
@@ -296,7 +298,7 @@ def fmt(value: float, digits: int = 3) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per mini-batch run")
     parser.add_argument("--iterations", type=int, default=50, help="full-batch GD iterations")
     parser.add_argument("--arch", nargs="*", default=list(ARCHITECTURES), choices=ARCHITECTURES)
@@ -358,9 +360,10 @@ def report(results: dict, args: argparse.Namespace) -> None:
             else f"Adam lr {LR}, batch {BATCH}, {n} epochs"
         )
         print(f"{arch} ({what}), medians of {args.rounds} rounds, {unit[mode]}:")
-        med = {}
+        med, per_round = {}, {}
         for impl, runs in by_impl.items():
-            seconds = statistics.median(statistics.median(r["epoch_seconds"]) for r in runs)
+            per_round[impl] = [statistics.median(r["epoch_seconds"]) for r in runs]
+            seconds = statistics.median(per_round[impl])
             acc = statistics.median(r["accuracy"] for r in runs)
             peak = statistics.median(r["peak_mib"] for r in runs)
             med[impl] = seconds
@@ -374,10 +377,20 @@ def report(results: dict, args: argparse.Namespace) -> None:
                 ("sklearn_partial_fit", "scikit-learn partial_fit"),
             ):
                 if other in med:
-                    print(f"  nn_core / {label}: {ours / med[other]:.2f}")
+                    spread = round_ratios(per_round["nn_core"], per_round[other])
+                    print(f"  nn_core / {label}: {ours / med[other]:.2f}{spread}")
             if "gemm" in med:
-                print(f"  nn_core / GEMM bound: {ours / med['gemm']:.2f}x")
+                spread = round_ratios(per_round["nn_core"], per_round["gemm"])
+                print(f"  nn_core / GEMM bound: {ours / med['gemm']:.2f}x{spread}")
         print()
+
+
+def round_ratios(ours: list[float], theirs: list[float]) -> str:
+    """The range of the per-round ratios, as text (empty for a single round)."""
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    if len(ratios) < 2:
+        return ""
+    return f"   (per round {min(ratios):.2f} to {max(ratios):.2f})"
 
 
 if __name__ == "__main__":
