@@ -117,6 +117,7 @@ def _add_train(sub) -> None:
     p.add_argument("--l2", type=float, help="L2 weight penalty")
     p.add_argument("--dropout", type=float, help="dropout rate of hidden units, in [0, 1)")
     p.add_argument("--val-fraction", type=float, help="share of train held out for validation")
+    p.add_argument("--val-every", type=int, metavar="N", help="validate every N epochs (and last)")
     p.add_argument("--seed", type=int)
     p.add_argument("--augment-shift", type=int, help="random shifts up to this many pixels")
     p.add_argument("--augment-rotation", type=float, help="random rotations up to these degrees")
@@ -178,8 +179,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     names = [
         "hidden", "activation", "init", "optimizer", "lr", "momentum", "nesterov",
         "schedule", "step_epochs", "gamma", "batch_size", "epochs", "l2", "dropout",
-        "val_fraction", "seed", "early_stopping", "augment_shift", "augment_rotation",
-        "dtype",
+        "val_fraction", "val_every", "seed", "early_stopping", "augment_shift",
+        "augment_rotation", "dtype",
     ]  # fmt: skip
     changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     try:
@@ -329,9 +330,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     test_accuracy = float(np.mean(predicted == y_test)) if y_test.size else float("nan")
     test_loss, _ = trainer.evaluate(dataset.x_test, y_test)
     confusion = confusion_matrix(y_test, predicted, dataset.n_classes)
-    val_accuracy = history.val_accuracy[-1] if history.val_accuracy else float("nan")
-
     summary = trainer.summary()
+    val_accuracy = summary["final_val_accuracy"]
+    val_accuracy = float("nan") if val_accuracy is None else val_accuracy
     summary.update(
         dataset=dataset.name,
         test_accuracy=test_accuracy,

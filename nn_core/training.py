@@ -51,7 +51,8 @@ class History:
 
     Per batch: ``batch_progress`` (epochs done, fractional), ``batch_loss``,
     ``batch_accuracy``. Per epoch: the rest; validation figures are NaN without a
-    validation split. ``seconds_per_epoch`` counts training only, not evaluation.
+    validation split, and on the epochs that ``val_every`` skips. ``seconds_per_epoch``
+    counts training only, not evaluation.
     """
 
     batch_progress: list[float] = field(default_factory=list)
@@ -143,8 +144,7 @@ class Trainer:
         self._epoch_seconds = 0.0
         self.seconds_trained = 0.0  # training time of the whole run, evaluation excluded
         self._good_state = self._capture_state()
-        self._best: tuple[float, dict] | None = None
-        self._epochs_since_best = 0
+        self._best: tuple[float, int, dict] | None = None  # val loss, epoch, state
         self._full_batch_x: np.ndarray | None = None
         self._val_prepared: np.ndarray | None = None
         batch = self.batch_size
@@ -334,7 +334,9 @@ class Trainer:
             return
         self.epochs_done += 1
         self._position = 0
-        val_loss, val_acc = self._evaluate_validation()
+        val_loss, val_acc = float("nan"), float("nan")
+        if self._validates_now():
+            val_loss, val_acc = self._evaluate_validation()
         seconds = self._epoch_seconds
         h = self.history
         h.epoch.append(self.epochs_done)
@@ -349,7 +351,8 @@ class Trainer:
         self._epoch_seconds = 0.0
         self._keep_snapshot()
         self._good_state = self._capture_state()
-        self._check_early_stopping(val_loss)
+        if math.isfinite(val_loss):
+            self._check_early_stopping(val_loss)
         info = {
             "epoch": self.epochs_done,
             "train_loss": h.train_loss[-1],
@@ -362,6 +365,11 @@ class Trainer:
             "samples_per_second": h.samples_per_second[-1],
         }
         self._notify(self.callbacks.on_epoch, info)
+
+    def _validates_now(self) -> bool:
+        """Validate after every ``val_every``-th epoch and after the last one."""
+        every = self.config.val_every
+        return self.epochs_done % every == 0 or self.epochs_done >= self.target_epochs
 
     def _notify(self, callbacks: Sequence[Callback], info: dict) -> None:
         for callback in callbacks:
@@ -396,17 +404,15 @@ class Trainer:
         if not patience:
             return
         if self._best is None or val_loss < self._best[0]:
-            self._best = (val_loss, self._capture_state())
-            self._epochs_since_best = 0
+            self._best = (val_loss, self.epochs_done, self._capture_state())
             return
-        self._epochs_since_best += 1
-        if self._epochs_since_best >= patience:
-            best_epoch = self.epochs_done - self._epochs_since_best
-            self._restore_state(self._best[1])
+        best_loss, best_epoch, best_state = self._best
+        if self.epochs_done - best_epoch >= patience:
+            self._restore_state(best_state)
             self.stop_reason = (
                 f"Early stopping: the validation loss has not improved for {patience} "
                 f"epochs; the weights of epoch {best_epoch} (best validation loss "
-                f"{self._best[0]:.4f}) were restored."
+                f"{best_loss:.4f}) were restored."
             )
 
     def _first_layer_copy(self) -> np.ndarray:
@@ -429,10 +435,15 @@ class Trainer:
             "train_samples": int(self.n_train),
             "val_samples": int(self.y_val.shape[0]),
             "final_train_loss": h.train_loss[-1] if h.train_loss else None,
-            "final_val_accuracy": h.val_accuracy[-1] if h.val_accuracy else None,
+            "final_val_accuracy": _last_finite(h.val_accuracy),
             "seconds": float(sum(h.seconds_per_epoch)),
             "stop_reason": self.stop_reason,
         }
+
+
+def _last_finite(values: list[float]) -> float | None:
+    """The last finite value of a per-epoch list (epochs that did not validate are NaN)."""
+    return next((v for v in reversed(values) if math.isfinite(v)), None)
 
 
 def _loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -1,5 +1,6 @@
 """Training: live loss and accuracy curves, the final test accuracy, the run's settings."""
 
+import numpy as np
 import streamlit as st
 
 from ui import charts
@@ -30,8 +31,9 @@ def _live() -> None:
     if len(history.epoch):
         c = st.columns(4)
         c[0].metric("Train accuracy (last epoch)", f"{history.train_accuracy[-1]:.2%}")
-        val = history.val_accuracy[-1]
-        c[1].metric("Validation accuracy", f"{val:.2%}" if val == val else "–")
+        validated = history.val_accuracy[np.isfinite(history.val_accuracy)]
+        val = f"{validated[-1]:.2%}" if len(validated) else "–"
+        c[1].metric("Validation accuracy", val)
         c[2].metric("Train loss", f"{history.train_loss[-1]:.4f}")
         c[3].metric("Learning rate", f"{history.learning_rate[-1]:.3g}")
     if run.finished and not run.active:

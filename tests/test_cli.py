@@ -143,6 +143,7 @@ def test_predict_csv_writes_submission(trained, mnist_test, tmp_path):
         (["train", "--lr", "-1"], 2),
         (["train", "--hidden", "12,abc"], 2),
         (["train", "--epochs", "0"], 2),
+        (["train", "--val-every", "0"], 2),
         (["train", "--bogus"], 2),
         (["train", "--data", "no/such/file.csv"], 1),
         (["evaluate", "--model", "no/such/model.npz"], 1),
@@ -186,4 +187,6 @@ def test_preset_is_overridden_by_flags(tmp_path):
     config = json.loads(metrics.read_text())["config"]
     assert config["epochs"] == 5
     assert config["hidden"] == [10] and config["optimizer"] == "gd" and config["batch_size"] == 0
+    assert config["val_every"] == 10  # the notebook reports every 10 iterations; 5 is last
+    assert json.loads(metrics.read_text())["val_accuracy"] > 0.15  # validated, above chance
     assert "bugs fixed" in result.stdout

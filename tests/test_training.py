@@ -157,6 +157,32 @@ def test_early_stopping_restores_the_best_epoch():
     assert loss == pytest.approx(trainer.history.val_loss[best], rel=1e-5)
 
 
+def test_val_every_skips_epochs_but_always_validates_the_last():
+    x, y = blobs()
+    trainer = Trainer(small(epochs=7, val_every=3, lr=0.01), x, y)
+    history = trainer.fit()
+    validated = [e for e, v in zip(history.epoch, history.val_loss) if np.isfinite(v)]
+    assert validated == [3, 6, 7]
+    assert trainer.summary()["final_val_accuracy"] == history.val_accuracy[-1] > 0.9
+    trainer.extend(2)
+    trainer.fit()
+    assert np.isfinite(trainer.history.val_accuracy[-1])  # the new last epoch, 9
+
+
+def test_early_stopping_patience_counts_epochs_when_validating_less_often():
+    x, y = blobs(n=200)
+    y = np.random.default_rng(3).permutation(y)
+    config = small(hidden=(64,), epochs=200, early_stopping=4, val_every=2, lr=0.01)
+    trainer = Trainer(config.replace(val_fraction=0.3), x, y)
+    trainer.fit()
+    assert "Early stopping" in trainer.stop_reason
+    val = np.array(trainer.history.val_loss)
+    best_epoch = int(np.nanargmin(val)) + 1
+    assert best_epoch % 2 == 0 and trainer.epochs_done == best_epoch + 4
+    loss, _ = trainer.evaluate(trainer.x_val, trainer.y_val)
+    assert loss == pytest.approx(val[best_epoch - 1], rel=1e-5)
+
+
 def test_full_batch_gradient_descent_is_the_notebook_loop():
     x, y = blobs()
     trainer = Trainer(small(optimizer="gd", batch_size=0, lr=0.5, epochs=30), x, y)
@@ -199,6 +225,7 @@ def test_first_layer_snapshots_per_epoch():
         {"optimizer": "lbfgs"},
         {"early_stopping": 2, "val_fraction": 0.0},
         {"batch_size": -1},
+        {"val_every": 0},
     ],
 )
 def test_bad_settings_are_refused_up_front(changes):

@@ -64,10 +64,15 @@ def curve_figure(history, metric: str) -> go.Figure:
                 x=epochs, y=train, mode=mode, name=f"train {metric} (epoch)", line={"color": TRAIN}
             )
         )
-        if np.isfinite(val).any():
+        validated = np.isfinite(val)  # NaN: no validation split, or an epoch val_every skips
+        if validated.any():
             fig.add_trace(
                 go.Scatter(
-                    x=epochs, y=val, mode=mode, name=f"validation {metric}", line={"color": VAL}
+                    x=epochs[validated],
+                    y=val[validated],
+                    mode="lines+markers" if validated.sum() < 60 else "lines",
+                    name=f"validation {metric}",
+                    line={"color": VAL},
                 )
             )
     title = "Loss (cross-entropy)" if metric == "loss" else "Accuracy"

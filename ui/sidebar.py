@@ -291,6 +291,17 @@ def _settings(limits: Limits) -> None:
         st.slider(
             "Validation fraction", 0.0, 0.5, step=0.05, key="cfg_val", on_change=keys.mark_custom
         )
+        st.number_input(
+            "Validate every (epochs)",
+            min_value=1,
+            max_value=keys.MAX_VAL_EVERY_UI,
+            step=1,
+            key="cfg_val_every",
+            on_change=keys.mark_custom,
+            help="The validation set is scored after every n-th epoch and after the last. "
+            "With full-batch training an epoch is one step, and scoring each time can cost "
+            "as much as the step.",
+        )
         st.slider(
             "Augment: random shift (pixels)",
             0,

@@ -42,6 +42,7 @@ SCHEDULE_CHOICES = tuple(SCHEDULES)
 MAX_LAYERS_UI = 4
 MAX_SHIFT_UI = 4  # pixels
 MAX_ROTATION_UI = 20.0  # degrees
+MAX_VAL_EVERY_UI = 100  # epochs
 
 # Widget keys -> TrainConfig fields (hidden sizes live in cfg_layers + cfg_h0..cfg_h3)
 FIELD_KEYS = {
@@ -56,6 +57,7 @@ FIELD_KEYS = {
     "l2": "cfg_l2",
     "dropout": "cfg_dropout",
     "val_fraction": "cfg_val",
+    "val_every": "cfg_val_every",
     "seed": "cfg_seed",
     "augment_shift": "cfg_shift",
     "augment_rotation": "cfg_rotation",
@@ -84,6 +86,7 @@ def widget_values(config: TrainConfig, limits: Limits) -> dict:
         "cfg_l2": nearest(L2_CHOICES, config.l2),
         "cfg_dropout": round(min(float(config.dropout), 0.8), 2),
         "cfg_val": round(min(float(config.val_fraction), 0.5), 2),
+        "cfg_val_every": max(1, min(int(config.val_every), MAX_VAL_EVERY_UI)),
         "cfg_seed": int(config.seed),
         "cfg_shift": min(int(config.augment_shift), MAX_SHIFT_UI),
         "cfg_rotation": float(min(config.augment_rotation, MAX_ROTATION_UI)),
@@ -136,8 +139,9 @@ def config_from_state(ss=None) -> TrainConfig:
     ss = st.session_state if ss is None else ss
     values = {field: ss[key] for field, key in FIELD_KEYS.items() if key in ss}
     values["hidden"] = hidden_from_state(ss)
-    for name in ("batch_size", "epochs", "seed", "augment_shift"):
-        values[name] = int(values[name])
+    for name in ("batch_size", "epochs", "seed", "augment_shift", "val_every"):
+        if name in values:
+            values[name] = int(values[name])
     for name in ("lr", "momentum", "l2", "dropout", "val_fraction", "augment_rotation"):
         values[name] = float(values[name])
     return TrainConfig.from_dict(values)

@@ -81,6 +81,11 @@ def test_curve_and_probability_figures():
     assert [t.name for t in loss.data] == ["train loss (per batch)", "train loss (epoch)"]
     acc = charts.curve_figure(H, "accuracy")
     assert len(acc.data) == 3
+    H.epoch = np.array([1.0, 2.0, 3.0])
+    H.train_accuracy = np.array([0.5, 0.8, 0.9])
+    H.val_accuracy = np.array([np.nan, 0.7, 0.85])  # epoch 1 not validated (val_every)
+    val = charts.curve_figure(H, "accuracy").data[-1]
+    assert list(val.x) == [2.0, 3.0] and list(val.y) == [0.7, 0.85]
     probs = charts.probability_figure(np.array([0.1, 0.7, 0.2]), ["0", "1", "2"], true=2)
     assert list(probs.data[0].marker.color) == ["#9ecae1", "#d62728", "#2ca02c"]
 
