@@ -13,6 +13,9 @@ import pytest
 from conftest import APP, tiny_settings, train_tiny, wait_for_run
 from streamlit.testing.v1 import AppTest
 
+from nn_core import PRESETS
+from ui import state as keys
+
 PAGES = {
     "pages/training.py": "Training",
     "pages/weights.py": "Weights",
@@ -81,6 +84,8 @@ def test_preset_sets_the_widgets(app):
     assert ss["cfg_optimizer"] == "gd" and ss["cfg_batch"] == 0
     assert ss["cfg_lr"] == pytest.approx(0.1) and ss["cfg_epochs"] == 500
     assert ss["cfg_val"] == pytest.approx(0.4)
+    assert app.sidebar.number_input(key="cfg_val_every").value == 10
+    assert keys.config_from_state(ss) == PRESETS["notebook"]
 
 
 def test_stop_keeps_the_model_and_continue_resumes(app):
