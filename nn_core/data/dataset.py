@@ -210,7 +210,13 @@ def _with_test(
     name: str,
     official_source: str,
 ) -> Dataset:
-    """Dataset with an official test part, checking its labels against train's classes."""
+    """Dataset with an official test part, checking its image size and its labels against
+    train's."""
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise DataError(
+            f"{name}: training images are {_size(x_train)} but test images are "
+            f"{_size(x_test)}. Both must have the same size."
+        )
     y_test = check_labels(y_test, name=f"{name} (test labels)")
     if y_test.size and y_test.max() >= n_classes:
         raise DataError(
@@ -229,6 +235,11 @@ def _with_test(
         test_source=f"{source} ({len(y_test):,} images)",
         test_is_official=True,
     )
+
+
+def _size(images: np.ndarray) -> str:
+    """An image array's image size as text, e.g. "28x28"."""
+    return "x".join(str(side) for side in images.shape[1:])
 
 
 def _with_held_out(

@@ -314,11 +314,6 @@ def _from_readers(
         x_test = parse_idx_images(read("test_images"), name=chosen["test_images"])
         y_test = parse_idx_labels(read("test_labels"), name=chosen["test_labels"])
         check_same_length(x_test, y_test, name=label, what="t10k files")
-        if x_test.shape[1:] != x_train.shape[1:]:
-            raise DataError(
-                f"{label}: training images are {x_train.shape[1]}x{x_train.shape[2]} but test "
-                f"images are {x_test.shape[1]}x{x_test.shape[2]}. Both must have the same size."
-            )
     return build_dataset(
         x_train,
         y_train,

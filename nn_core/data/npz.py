@@ -85,11 +85,6 @@ def parse_npz(
     x_test = y_test = None
     if "x_test" in arrays:
         x_test, y_test = _pair(arrays, "test", name=name)
-        if x_test.shape[1:] != x_train.shape[1:]:
-            raise DataError(
-                f"{name}: x_train images are {x_train.shape[1:]} but x_test images are "
-                f"{x_test.shape[1:]}. Both must have the same size."
-            )
     return build_dataset(
         x_train,
         y_train,

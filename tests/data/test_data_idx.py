@@ -81,6 +81,19 @@ def test_files_mapping(make) -> None:
     assert not ds.test_is_official and ds.name == "upload"
 
 
+def test_test_images_of_another_size_are_refused(make) -> None:
+    x, y = make.images(30, 8, 3)
+    xt, yt = make.images(9, 6, 3, seed=2)
+    files = {
+        "train-images-idx3-ubyte": make.idx_images(x),
+        "train-labels-idx1-ubyte": make.idx_labels(y),
+        "t10k-images-idx3-ubyte": make.idx_images(xt),
+        "t10k-labels-idx1-ubyte": make.idx_labels(yt),
+    }
+    with pytest.raises(DataError, match="training images are 8x8 but test images are 6x6"):
+        load_idx_files(files)
+
+
 def test_missing_label_file_is_named(make) -> None:
     x, _ = make.images(30, 8, 3)
     with pytest.raises(DataError, match="train-labels-idx1-ubyte"):
