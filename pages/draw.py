@@ -6,8 +6,9 @@ import streamlit as st
 from nn_core.preprocess import preprocess_drawing
 from ui import charts
 from ui import state as keys
+from ui.current_model import starter_model
 from ui.models import upload_model_widget
-from ui.views import digit_image, starter_model
+from ui.views import digit_image
 
 st.header("Draw")
 st.caption(

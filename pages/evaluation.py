@@ -4,7 +4,8 @@ import numpy as np
 import streamlit as st
 
 from ui import charts
-from ui.views import digit_image, evaluated_model_or_stop
+from ui.current_model import evaluated_model_or_stop
+from ui.views import digit_image
 
 st.header("Evaluation")
 

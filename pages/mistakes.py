@@ -5,7 +5,8 @@ import streamlit as st
 
 from nn_core import misclassified
 from ui import charts
-from ui.views import digit_image, evaluated_model_or_stop
+from ui.current_model import evaluated_model_or_stop
+from ui.views import digit_image
 
 PER_PAGE = 12
 COLUMNS = 4

@@ -5,8 +5,8 @@ import streamlit as st
 
 from ui import charts
 from ui import state as keys
-from ui.explain import how_it_works
-from ui.sidebar import live_area
+from ui.how_it_works import how_it_works
+from ui.views import live_area
 
 st.header("Training")
 

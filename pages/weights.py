@@ -5,8 +5,8 @@ import streamlit as st
 
 from ui import charts
 from ui import state as keys
-from ui.sidebar import live_area
-from ui.views import current_model, model_caption, no_model_message
+from ui.current_model import current_model, model_caption, no_model_message
+from ui.views import live_area
 
 st.header("Weights")
 st.caption(

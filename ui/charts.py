@@ -329,9 +329,3 @@ def class_scores_figure(scores: dict, class_names: Sequence[str]) -> go.Figure:
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
-
-
-def upscale(image: np.ndarray, factor: int = 4) -> np.ndarray:
-    """Nearest-neighbour enlargement of a (H, W) uint8 image for ``st.image``."""
-    image = np.asarray(image)
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)

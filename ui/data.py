@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from nn_core.data import DataError, Dataset, load_dataset, load_mnist
-
-SUBSET_CHOICES = (2000, 5000, 20000, 0)  # 0 = all training images
+from ui import state as keys
+from ui.limits import Limits
 
 
 def subset_label(n: int) -> str:
@@ -46,3 +46,72 @@ def training_subset(dataset: Dataset, n: int, seed: int) -> Dataset:
     if not n or n >= len(dataset.y_train):
         return dataset
     return dataset.subset(int(n), seed=int(seed))
+
+
+def current_dataset():
+    """The dataset chosen in the sidebar (MNIST, or this session's upload), or None."""
+    ss = st.session_state
+    if ss.get("data_source") == "upload":
+        return ss.get(keys.UPLOADED_DATA)
+    return mnist()
+
+
+def on_upload() -> None:
+    ss = st.session_state
+    files = ss.get("data_upload") or []
+    if not files:
+        ss[keys.UPLOAD_ERROR] = None
+        return
+    try:
+        dataset = load_upload(files, keys.get_limits().max_upload_bytes)
+    except (DataError, ValueError) as exc:
+        ss[keys.UPLOAD_ERROR] = str(exc)
+        return
+    except Exception as exc:  # last line of defence: an unforeseen file must not break the page
+        names = ", ".join(getattr(f, "name", "?") for f in files)
+        ss[keys.UPLOAD_ERROR] = (
+            f"{names} could not be read ({type(exc).__name__}: {exc}). Upload a Kaggle CSV "
+            "(label, pixel0, ...), an .npz with x_train and y_train, or MNIST IDX files."
+        )
+        return
+    ss[keys.UPLOADED_DATA] = dataset
+    ss[keys.UPLOAD_ERROR] = None
+
+
+def data_section(limits: Limits) -> None:
+    """The sidebar's data choice: built-in MNIST or an upload, and the training subset."""
+    ss = st.session_state
+    st.radio(
+        "Data",
+        ["mnist", "upload"],
+        format_func={"mnist": "MNIST (built in)", "upload": "Upload a file"}.get,
+        key="data_source",
+        horizontal=True,
+    )
+    if ss.get("data_source") == "upload":
+        st.file_uploader(
+            "Data set: Kaggle CSV, .npz, or IDX files",
+            accept_multiple_files=True,
+            key="data_upload",
+            on_change=on_upload,
+            help=(
+                "A Kaggle-style CSV (label, pixel0..pixel783), an .npz with x_train/y_train "
+                "(and x_test/y_test), or the MNIST IDX files (train-images-idx3-ubyte[.gz] "
+                f"with its labels). Up to {limits.max_upload_mb:g} MB."
+            ),
+        )
+        if ss.get(keys.UPLOAD_ERROR):
+            st.error(ss[keys.UPLOAD_ERROR])
+        dataset = ss.get(keys.UPLOADED_DATA)
+        if dataset is not None:
+            st.caption(
+                f"Using **{dataset.name}**: {len(dataset.y_train):,} training and "
+                f"{len(dataset.y_test):,} test images, {dataset.n_classes} classes."
+            )
+    st.selectbox(
+        "Training images",
+        keys.SUBSET_CHOICES,
+        key="cfg_subset",
+        format_func=subset_label,
+        help="A stratified subset for quick experiments; 'all' uses the whole training set.",
+    )

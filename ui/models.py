@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import json
 
-import numpy as np
 import streamlit as st
 
-from nn_core.io import ModelFileError, load_model, save_model
+from nn_core.io import ModelFileError, jsonable, load_model, save_model
 from ui import state as keys
 from ui.limits import get_limits
 
@@ -31,21 +30,6 @@ def model_bytes(run) -> bytes:
     return buffer.getvalue()
 
 
-def _clean(value):
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return value if np.isfinite(value) else None
-    return value
-
-
 def metrics_json(run) -> str:
     """Settings, history and the test-set results of a run, as JSON."""
     result = run.evaluation()
@@ -61,7 +45,7 @@ def metrics_json(run) -> str:
             "class_names": list(run.dataset.class_names),
         },
     }
-    return json.dumps(_clean(document), indent=2)
+    return json.dumps(jsonable(document), indent=2)
 
 
 def _on_model_upload(key: str) -> None:

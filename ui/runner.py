@@ -22,6 +22,8 @@ import streamlit as st
 from threadpoolctl import threadpool_limits
 
 from nn_core import TrainConfig, Trainer, confusion_matrix, per_class_scores
+from ui import data as data_ui
+from ui import state as keys
 
 CHUNK_SECONDS = 0.25
 _run_ids = itertools.count(1)
@@ -343,3 +345,142 @@ def get_gate(capacity: int) -> TrainingGate:
 def limit_blas_threads(threads: int) -> threadpool_limits:
     """Cap the BLAS threads of this server process (once per process and value)."""
     return threadpool_limits(limits=threads, user_api="blas")
+
+
+# ------------------------------------------------------------ run callbacks (sidebar)
+def new_run() -> TrainingRun | None:
+    ss = st.session_state
+    ss[keys.CONTROL_ERROR] = None
+    limits = keys.get_limits()
+    try:
+        config = keys.config_from_state()
+    except ValueError as exc:
+        ss[keys.CONTROL_ERROR] = f"These settings cannot train: {exc}"
+        return None
+    dataset = data_ui.current_dataset()
+    if dataset is None:
+        ss[keys.CONTROL_ERROR] = "Upload a valid data set first, or switch the data to MNIST."
+        return None
+    limit_blas_threads(limits.blas_threads)
+    subset = data_ui.training_subset(dataset, int(ss.get("cfg_subset", 0)), config.seed)
+    settings = {
+        "data": dataset.name,
+        "training images": len(subset.y_train),
+        "preset": keys.PRESET_LABELS.get(ss.get("cfg_preset"), "Custom"),
+        **config.to_dict(),
+    }
+    try:
+        run = TrainingRun(
+            config,
+            subset,
+            get_gate(limits.max_concurrent),
+            limits.max_train_seconds,
+            settings=settings,
+        )
+    except ValueError as exc:
+        ss[keys.CONTROL_ERROR] = f"Cannot train on this data: {exc}"
+        return None
+    old = ss.get(keys.RUN)
+    if old is not None:
+        old.stop()
+    ss[keys.RUN] = run
+    return run
+
+
+def on_start() -> None:
+    run = new_run()
+    if run is not None:
+        run.start()
+
+
+def on_stop() -> None:
+    run = st.session_state.get(keys.RUN)
+    if run is not None:
+        run.stop(wait=1.0)
+
+
+def on_step() -> None:
+    ss = st.session_state
+    run = ss.get(keys.RUN)
+    if run is None:
+        run = new_run()
+    if run is not None and not run.active:
+        run.step()
+
+
+def on_continue() -> None:
+    ss = st.session_state
+    run = ss.get(keys.RUN)
+    if run is None:
+        on_start()
+        return
+    if run.active:
+        return
+    ss[keys.CONTROL_ERROR] = None
+    if run.finished:
+        limits = keys.get_limits()
+        room = limits.max_epochs - run.trainer.epochs_done
+        more = min(int(ss.get("more_epochs", 1)), room)
+        if more < 1:
+            ss[keys.CONTROL_ERROR] = (
+                f"This run has reached the cap of {limits.max_epochs} epochs on this server "
+                "(DIGITLAB_MAX_EPOCHS)."
+            )
+            return
+        run.extend(more)
+    run.start()
+
+
+def on_reset() -> None:
+    ss = st.session_state
+    run = ss.get(keys.RUN)
+    if run is not None:
+        run.stop(wait=1.0)
+    ss[keys.RUN] = None
+    ss[keys.CONTROL_ERROR] = None
+
+
+# ------------------------------------------------------------------ run status
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+def progress_panel(run: TrainingRun | None) -> None:
+    """Status, epoch / batch, throughput and time left (call inside a fragment)."""
+    if run is None:
+        st.caption("No training yet. Press **Start** (or **Step** for one batch).")
+        return
+    p = run.progress()
+    if run.state == "queued":
+        ahead = run.queue_position
+        st.info(f"Queued: {ahead} training{'s' if ahead != 1 else ''} ahead. It starts by itself.")
+    status = (
+        "training"
+        if run.state == "running"
+        else "queued"
+        if run.state == "queued"
+        else "finished"
+        if run.finished
+        else "stopped"
+        if p["batches_done"]
+        else "ready"
+    )
+    st.progress(
+        p["fraction"], text=f"{status}: epoch {p['epoch_fraction']:.2f} / {p['target_epochs']}"
+    )
+    epoch = p["epochs_done"] if run.finished else min(p["epochs_done"] + 1, p["target_epochs"])
+    rate = p["samples_per_second"]
+    left = _fmt_seconds(p["seconds_left"]) if run.active else "–"
+    line = (
+        f"**Epoch** {epoch}/{p['target_epochs']} · **batch** {p['batch']}/{p['batches_per_epoch']}"
+    )
+    if rate:
+        line += f"  \n**{rate:,.0f}** images/s · **{left}** left"
+    st.markdown(line)
+    if run.message:
+        st.warning(run.message)
+    if run.error:
+        st.error(run.error)

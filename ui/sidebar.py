@@ -4,201 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from nn_core.data import DataError
 from ui import data as data_ui
-from ui import share
+from ui import runner, share
 from ui import state as keys
 from ui.limits import Limits
-from ui.runner import TrainingRun, get_gate, limit_blas_threads
-
-
-# --------------------------------------------------------------------- datasets
-def current_dataset():
-    """The dataset chosen in the sidebar (MNIST, or this session's upload), or None."""
-    ss = st.session_state
-    if ss.get("data_source") == "upload":
-        return ss.get(keys.UPLOADED_DATA)
-    return data_ui.mnist()
-
-
-def _on_upload() -> None:
-    ss = st.session_state
-    files = ss.get("data_upload") or []
-    if not files:
-        ss[keys.UPLOAD_ERROR] = None
-        return
-    try:
-        dataset = data_ui.load_upload(files, keys.get_limits().max_upload_bytes)
-    except (DataError, ValueError) as exc:
-        ss[keys.UPLOAD_ERROR] = str(exc)
-        return
-    except Exception as exc:  # last line of defence: an unforeseen file must not break the page
-        names = ", ".join(getattr(f, "name", "?") for f in files)
-        ss[keys.UPLOAD_ERROR] = (
-            f"{names} could not be read ({type(exc).__name__}: {exc}). Upload a Kaggle CSV "
-            "(label, pixel0, ...), an .npz with x_train and y_train, or MNIST IDX files."
-        )
-        return
-    ss[keys.UPLOADED_DATA] = dataset
-    ss[keys.UPLOAD_ERROR] = None
-
-
-# --------------------------------------------------------------------- controls
-def _new_run() -> TrainingRun | None:
-    ss = st.session_state
-    ss[keys.CONTROL_ERROR] = None
-    limits = keys.get_limits()
-    try:
-        config = keys.config_from_state()
-    except ValueError as exc:
-        ss[keys.CONTROL_ERROR] = f"These settings cannot train: {exc}"
-        return None
-    dataset = current_dataset()
-    if dataset is None:
-        ss[keys.CONTROL_ERROR] = "Upload a valid data set first, or switch the data to MNIST."
-        return None
-    limit_blas_threads(limits.blas_threads)
-    subset = data_ui.training_subset(dataset, int(ss.get("cfg_subset", 0)), config.seed)
-    settings = {
-        "data": dataset.name,
-        "training images": len(subset.y_train),
-        "preset": keys.PRESET_LABELS.get(ss.get("cfg_preset"), "Custom"),
-        **config.to_dict(),
-    }
-    try:
-        run = TrainingRun(
-            config,
-            subset,
-            get_gate(limits.max_concurrent),
-            limits.max_train_seconds,
-            settings=settings,
-        )
-    except ValueError as exc:
-        ss[keys.CONTROL_ERROR] = f"Cannot train on this data: {exc}"
-        return None
-    old = ss.get(keys.RUN)
-    if old is not None:
-        old.stop()
-    ss[keys.RUN] = run
-    return run
-
-
-def on_start() -> None:
-    run = _new_run()
-    if run is not None:
-        run.start()
-
-
-def on_stop() -> None:
-    run = st.session_state.get(keys.RUN)
-    if run is not None:
-        run.stop(wait=1.0)
-
-
-def on_step() -> None:
-    ss = st.session_state
-    run = ss.get(keys.RUN)
-    if run is None:
-        run = _new_run()
-    if run is not None and not run.active:
-        run.step()
-
-
-def on_continue() -> None:
-    ss = st.session_state
-    run = ss.get(keys.RUN)
-    if run is None:
-        on_start()
-        return
-    if run.active:
-        return
-    ss[keys.CONTROL_ERROR] = None
-    if run.finished:
-        limits = keys.get_limits()
-        room = limits.max_epochs - run.trainer.epochs_done
-        more = min(int(ss.get("more_epochs", 1)), room)
-        if more < 1:
-            ss[keys.CONTROL_ERROR] = (
-                f"This run has reached the cap of {limits.max_epochs} epochs on this server "
-                "(DIGITLAB_MAX_EPOCHS)."
-            )
-            return
-        run.extend(more)
-    run.start()
-
-
-def on_reset() -> None:
-    ss = st.session_state
-    run = ss.get(keys.RUN)
-    if run is not None:
-        run.stop(wait=1.0)
-    ss[keys.RUN] = None
-    ss[keys.CONTROL_ERROR] = None
-
-
-# --------------------------------------------------------------------- progress
-def _fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = round(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
-
-
-def progress_panel(run: TrainingRun | None) -> None:
-    """Status, epoch / batch, throughput and time left (call inside a fragment)."""
-    if run is None:
-        st.caption("No training yet. Press **Start** (or **Step** for one batch).")
-        return
-    p = run.progress()
-    if run.state == "queued":
-        ahead = run.queue_position
-        st.info(f"Queued: {ahead} training{'s' if ahead != 1 else ''} ahead. It starts by itself.")
-    status = (
-        "training"
-        if run.state == "running"
-        else "queued"
-        if run.state == "queued"
-        else "finished"
-        if run.finished
-        else "stopped"
-        if p["batches_done"]
-        else "ready"
-    )
-    st.progress(
-        p["fraction"], text=f"{status}: epoch {p['epoch_fraction']:.2f} / {p['target_epochs']}"
-    )
-    epoch = p["epochs_done"] if run.finished else min(p["epochs_done"] + 1, p["target_epochs"])
-    rate = p["samples_per_second"]
-    left = _fmt_seconds(p["seconds_left"]) if run.active else "–"
-    line = (
-        f"**Epoch** {epoch}/{p['target_epochs']} · **batch** {p['batch']}/{p['batches_per_epoch']}"
-    )
-    if rate:
-        line += f"  \n**{rate:,.0f}** images/s · **{left}** left"
-    st.markdown(line)
-    if run.message:
-        st.warning(run.message)
-    if run.error:
-        st.error(run.error)
-
-
-def live_area(render, every: float = 0.5) -> None:
-    """Render ``render()`` in a fragment that redraws every ``every`` s while a run is active.
-
-    When the run stops, the fragment asks for one full rerun so the page settles and the
-    automatic reruns end.
-    """
-    run = st.session_state.get(keys.RUN)
-    was_active = bool(run is not None and run.active)
-
-    @st.fragment(run_every=every if was_active else None)
-    def _area() -> None:
-        render()
-        now = st.session_state.get(keys.RUN)
-        if was_active and not (now is not None and now.active):
-            st.rerun()
-
-    _area()
+from ui.views import live_area
 
 
 # --------------------------------------------------------------------- settings
@@ -330,44 +140,6 @@ def _settings(limits: Limits) -> None:
         )
 
 
-def _data_section(limits: Limits) -> None:
-    ss = st.session_state
-    st.radio(
-        "Data",
-        ["mnist", "upload"],
-        format_func={"mnist": "MNIST (built in)", "upload": "Upload a file"}.get,
-        key="data_source",
-        horizontal=True,
-    )
-    if ss.get("data_source") == "upload":
-        st.file_uploader(
-            "Data set: Kaggle CSV, .npz, or IDX files",
-            accept_multiple_files=True,
-            key="data_upload",
-            on_change=_on_upload,
-            help=(
-                "A Kaggle-style CSV (label, pixel0..pixel783), an .npz with x_train/y_train "
-                "(and x_test/y_test), or the MNIST IDX files (train-images-idx3-ubyte[.gz] "
-                f"with its labels). Up to {limits.max_upload_mb:g} MB."
-            ),
-        )
-        if ss.get(keys.UPLOAD_ERROR):
-            st.error(ss[keys.UPLOAD_ERROR])
-        dataset = ss.get(keys.UPLOADED_DATA)
-        if dataset is not None:
-            st.caption(
-                f"Using **{dataset.name}**: {len(dataset.y_train):,} training and "
-                f"{len(dataset.y_test):,} test images, {dataset.n_classes} classes."
-            )
-    st.selectbox(
-        "Training images",
-        keys.SUBSET_CHOICES,
-        key="cfg_subset",
-        format_func=data_ui.subset_label,
-        help="A stratified subset for quick experiments; 'all' uses the whole training set.",
-    )
-
-
 def render_sidebar() -> Limits:
     """Draw the whole sidebar; return the caps in force."""
     limits = keys.init_state()
@@ -381,7 +153,7 @@ def render_sidebar() -> Limits:
         c1.button(
             "Start",
             key="btn_start",
-            on_click=on_start,
+            on_click=runner.on_start,
             disabled=active,
             type="primary",
             help="Train a new network from scratch with the settings below.",
@@ -389,22 +161,26 @@ def render_sidebar() -> Limits:
         c2.button(
             "Stop",
             key="btn_stop",
-            on_click=on_stop,
+            on_click=runner.on_stop,
             disabled=not active,
             help="Stop after the current batch; the model trained so far is kept.",
         )
         c3.button(
-            "Step", key="btn_step", on_click=on_step, disabled=active, help="Train on one batch."
+            "Step",
+            key="btn_step",
+            on_click=runner.on_step,
+            disabled=active,
+            help="Train on one batch.",
         )
         c4, c5 = st.columns([2, 1])
         c4.button(
             "Continue",
             key="btn_continue",
-            on_click=on_continue,
+            on_click=runner.on_continue,
             disabled=active,
             help="Resume a stopped run, or train a finished one for more epochs.",
         )
-        c5.button("Reset", key="btn_reset", on_click=on_reset, help="Forget the run.")
+        c5.button("Reset", key="btn_reset", on_click=runner.on_reset, help="Forget the run.")
         st.number_input(
             "More epochs (Continue)",
             min_value=1,
@@ -414,9 +190,9 @@ def render_sidebar() -> Limits:
         )
         if ss.get(keys.CONTROL_ERROR):
             st.error(ss[keys.CONTROL_ERROR])
-        live_area(lambda: progress_panel(st.session_state.get(keys.RUN)), every=1.0)
+        live_area(lambda: runner.progress_panel(st.session_state.get(keys.RUN)), every=1.0)
         st.divider()
-        _data_section(limits)
+        data_ui.data_section(limits)
         _settings(limits)
         with st.expander("Share these settings"):
             query = share.query_string(ss)

@@ -11,7 +11,7 @@ import pytest
 from nn_core import PRESETS, TrainConfig
 from ui import charts, share
 from ui import state as keys
-from ui.explain import shapes_rows
+from ui.how_it_works import shapes_rows
 from ui.limits import ENV_DEFAULTS, get_limits
 from ui.runner import TrainingGate, history_view
 
