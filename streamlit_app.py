@@ -9,12 +9,12 @@ import streamlit as st
 from ui.sidebar import render_sidebar
 
 PAGES = [
-    st.Page("pages/training.py", title="Training", icon=":material/show_chart:", default=True),
-    st.Page("pages/weights.py", title="Weights", icon=":material/grid_view:"),
-    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/table_chart:"),
-    st.Page("pages/mistakes.py", title="Mistakes", icon=":material/error:"),
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
-    st.Page("pages/models.py", title="Models", icon=":material/save:"),
+    st.Page("app_pages/training.py", title="Training", icon=":material/show_chart:", default=True),
+    st.Page("app_pages/weights.py", title="Weights", icon=":material/grid_view:"),
+    st.Page("app_pages/evaluation.py", title="Evaluation", icon=":material/table_chart:"),
+    st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
+    st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/save:"),
 ]
 
 page = st.navigation(PAGES)

@@ -6,25 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
-
-
-@pytest.fixture(autouse=True)
-def _navigation_not_pages_dir(monkeypatch):
-    """AppTest resets ``PagesManager.uses_pages_directory`` before every run, so an app
-    next to a ``pages/`` folder is re-run through the legacy multipage path and loses its
-    sidebar from the second run on. The real server sets the flag to False once
-    ``st.navigation`` is called; do the same here."""
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 @pytest.fixture

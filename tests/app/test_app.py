@@ -17,12 +17,12 @@ from nn_core import PRESETS
 from ui import state as keys
 
 PAGES = {
-    "pages/training.py": "Training",
-    "pages/weights.py": "Weights",
-    "pages/evaluation.py": "Evaluation",
-    "pages/mistakes.py": "Mistakes",
-    "pages/draw.py": "Draw",
-    "pages/models.py": "Models",
+    "app_pages/training.py": "Training",
+    "app_pages/weights.py": "Weights",
+    "app_pages/evaluation.py": "Evaluation",
+    "app_pages/mistakes.py": "Mistakes",
+    "app_pages/draw.py": "Draw",
+    "app_pages/models.py": "Models",
 }
 
 
@@ -166,7 +166,7 @@ def test_good_csv_upload_trains_on_it(app):
 def test_bad_model_upload_shows_message_and_keeps_model(app):
     train_tiny(app)
     run = app.session_state["run"]
-    app.switch_page("pages/models.py")
+    app.switch_page("app_pages/models.py")
     app.run()
     app.get("file_uploader")[0].set_value(("model.npz", b"not a zip at all", "application/zip"))
     app.run()
@@ -183,13 +183,13 @@ def test_model_download_then_upload_round_trip(app):
     data = model_bytes(app.session_state["run"])
     fresh = AppTest.from_file(APP, default_timeout=60)
     fresh.run()
-    fresh.switch_page("pages/models.py")
+    fresh.switch_page("app_pages/models.py")
     fresh.run()
     fresh.get("file_uploader")[0].set_value(("mine.npz", data, "application/zip"))
     fresh.run()
     assert not fresh.exception, fresh.exception
     assert fresh.session_state["uploaded_model"].model.sizes == (784, 16, 10)
-    fresh.switch_page("pages/evaluation.py")
+    fresh.switch_page("app_pages/evaluation.py")
     fresh.run()
     assert not fresh.exception
     assert any("uploaded model" in c.value for c in fresh.caption)
@@ -216,7 +216,7 @@ def _png_data_url(image: np.ndarray) -> str:
 
 
 def test_draw_page_predicts_a_drawing(app):
-    app.switch_page("pages/draw.py")
+    app.switch_page("app_pages/draw.py")
     app.run()
     assert not app.exception, app.exception
     assert any("Prediction: –" in m.value for m in app.markdown)
@@ -256,7 +256,7 @@ def _heatmap_z(at: AppTest, key: str) -> np.ndarray:
 
 def test_weights_page_shows_unit_and_change_since_init(app):
     train_tiny(app)
-    app.switch_page("pages/weights.py")
+    app.switch_page("app_pages/weights.py")
     app.run()
     run = app.session_state["run"]
     live = run.model.weights[0][:, 0].reshape(28, 28)
