@@ -247,6 +247,42 @@ def contrast_gradient(
     return grad.reshape(images.shape)
 
 
+def unit_gradient(model: MLP, images: np.ndarray, layer: int, units: np.ndarray) -> np.ndarray:
+    """Gradient of hidden units' pre-activations with respect to the input pixels.
+
+    It shows what a unit responds to in each image. For a unit of the first layer it is
+    the same for every image: the unit's weight image, ``weights[0][:, unit]``. Pixels are
+    in scaled units, as in ``logit_gradient``.
+
+    Parameters
+    ----------
+    model : MLP
+    images : ndarray of shape (n, H, W) or (n, n_features)
+    layer : int
+        Index of the layer, 0 for the first hidden layer (``n_layers - 1`` is the output).
+    units : ndarray of shape (k,), int
+        Units of that layer.
+
+    Returns
+    -------
+    ndarray of shape (n, k, H, W) or (n, k, n_features), the network's dtype
+    """
+    images = _batch(images)
+    units = np.asarray(units, dtype=np.int64).reshape(-1)
+    if not 0 <= layer < model.n_layers:
+        raise ValueError(f"layer must be in 0..{model.n_layers - 1}, got {layer}")
+    width = model.sizes[layer + 1]
+    if units.size and (units.min() < 0 or units.max() >= width):
+        raise ValueError(f"layer {layer} has units 0..{width - 1}, got {units.tolist()}")
+    n, k = images.shape[0], units.size
+    _, post = model.forward_prepared(model.prepare_inputs(images), return_all=True)
+    repeated = [np.repeat(a, k, axis=0) for a in post[:layer]]  # row i * k + j: image i, unit j
+    delta = np.zeros((n * k, width), model.dtype)
+    delta[np.arange(n * k), np.tile(units, n)] = 1
+    grad = _backprop_to_input(model, repeated, delta, layer)
+    return grad.reshape(n, k, *images.shape[1:])
+
+
 def occlusion_map(
     model: MLP,
     images: np.ndarray,
@@ -507,12 +543,21 @@ def _input_gradient(
     _, post = model.forward_prepared(prepared, return_all=True)
     probs = post[-1]
     delta = probs - targets if seed is None else seed.astype(model.dtype, copy=False)
+    return _backprop_to_input(model, post, delta, model.n_layers - 1), probs
+
+
+def _backprop_to_input(
+    model: MLP, post: list[np.ndarray], delta: np.ndarray, layer: int
+) -> np.ndarray:
+    """Carry ``delta``, a gradient with respect to layer ``layer``'s pre-activation
+    (m, sizes[layer + 1]), down to the scaled input (m, n_features); ``post`` holds the
+    activations of the same m rows."""
     backward = ACTIVATIONS[model.activation][1]
-    for i in range(model.n_layers - 1, -1, -1):
+    for i in range(layer, -1, -1):
         delta = delta @ model.weights[i].T
         if i > 0:
             backward(post[i - 1], delta)
-    return delta, probs
+    return delta
 
 
 def _occluded_probs(

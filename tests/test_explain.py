@@ -366,3 +366,26 @@ def test_an_l2_counterfactual_step_follows_the_penalised_objectives_gradient(act
 def test_counterfactual_strength_must_be_below_one():
     with pytest.raises(ValueError, match="strength"):
         ex.counterfactual(small_model(), small_images(), 0, strength=1.0)
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_unit_gradient_matches_finite_differences(activation, layer):
+    model, images = small_model(activation), small_images(11, n=3)
+    units = np.array([3, 0]) if layer < 2 else np.array([1, 2])
+    analytic = ex.unit_gradient(model, images, layer, units)
+    assert analytic.shape == (3, 2, *SHAPE)
+    for j, unit in enumerate(units):
+        numeric = numerical_input_gradient(
+            lambda x, u=unit: model.forward(x, return_all=True)[0][layer][:, u], images
+        )
+        assert relative_error(analytic[:, j], per_scaled_pixel(numeric)) < 1e-7
+
+
+def test_first_layer_unit_gradient_is_the_weight_image():
+    model, images = small_model(), small_images(12, n=2)
+    grad = ex.unit_gradient(model, images, 0, np.array([4]))
+    for row in grad[:, 0]:
+        np.testing.assert_allclose(row.reshape(-1), model.weights[0][:, 4], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"units 0\.\.6"):
+        ex.unit_gradient(model, images, 0, np.array([7]))
