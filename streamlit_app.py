@@ -14,6 +14,7 @@ PAGES = [
     st.Page("app_pages/evaluation.py", title="Evaluation", icon=":material/table_chart:"),
     st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
     st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("app_pages/inside.py", title="Inside", icon=":material/visibility:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/save:"),
 ]
 

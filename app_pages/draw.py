@@ -79,6 +79,7 @@ with left:
 
 rgba = canvas.image_data if canvas is not None else None
 image = preprocess_drawing(np.asarray(rgba, dtype=np.uint8)) if rgba is not None else None
+ss["inside_image"] = image  # the Inside page explains this drawing (None when empty)
 
 with middle:
     st.markdown("**What the network sees** (28x28)")
