@@ -21,7 +21,8 @@ import numpy as np
 import streamlit as st
 from threadpoolctl import threadpool_limits
 
-from nn_core import TrainConfig, Trainer, confusion_matrix, per_class_scores
+from nn_core import TrainConfig, Trainer
+from nn_core.metrics import evaluate
 from ui import data as data_ui
 from ui import state as keys
 
@@ -321,18 +322,9 @@ class TrainingRun:
 
 
 def evaluate_model(model, x_test: np.ndarray, y_test: np.ndarray, n_classes: int) -> dict:
-    """Probabilities, predictions, confusion matrix and per-class scores on a test set."""
-    probs = model.predict_proba(x_test).astype(np.float32)
-    y_pred = probs.argmax(axis=1)
-    confusion = confusion_matrix(y_test, y_pred, n_classes)
-    return {
-        "probs": probs,
-        "y_pred": y_pred,
-        "confusion": confusion,
-        "scores": per_class_scores(confusion),
-        "accuracy": float(np.mean(y_pred == y_test)) if len(y_test) else float("nan"),
-        "n": len(y_test),
-    }
+    """Probabilities, predictions, confusion matrix, per-class scores, accuracy and loss on
+    a test set (``nn_core.metrics.evaluate``)."""
+    return evaluate(model, x_test, y_test, n_classes)
 
 
 @st.cache_resource(show_spinner=False)
