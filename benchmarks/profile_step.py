@@ -98,7 +98,7 @@ def profiled_step(trainer: Trainer, clock: Clock) -> None:
             h = buf.dropped[i][:n]
             model._dropout(z, buf.masks[i][:n], h, keep, trainer._dropout_rng)
             clock.lap("dropout masks")
-    model.last_batch_correct = int(np.count_nonzero(z.argmax(axis=1) == y))
+    correct = int(np.count_nonzero(z.argmax(axis=1) == y))
     clock.lap("batch accuracy")
     loss, delta = model._softmax_loss_and_delta(z, y, buf)
     clock.lap("softmax, loss, output gradient")
@@ -127,9 +127,9 @@ def profiled_step(trainer: Trainer, clock: Clock) -> None:
         delta = upstream
     trainer.optimizer.step(model.params, model.grads, lr)
     clock.lap("optimizer update")
-    trainer._epoch_sums += (loss * n, model.last_batch_correct, n)
+    trainer._epoch_sums += (loss * n, correct, n)
     trainer._position += n
-    trainer._record_batch(loss, model.last_batch_correct / n, lr, n)
+    trainer._record_batch(loss, correct / n, lr, n)
     if trainer._position >= trainer.n_train:
         trainer._position = 0  # (epoch-end evaluation is not part of a step)
     clock.lap("trainer bookkeeping")

@@ -1,24 +1,43 @@
 """The multilayer perceptron: parameters in one flat buffer, forward and backward.
 
-Layer ``i`` maps ``(n_samples, sizes[i])`` to ``(n_samples, sizes[i + 1])`` with
-``h @ weights[i] + biases[i]``. Every weight and bias is a view into the single
-``params`` vector, and every gradient a view into ``grads``, so an optimizer updates
-all of them with a few whole-vector operations.
+The equations are those of the app's "How it works" panel, written beside the lines that
+compute them. Layer ``l`` (1-based, as in the equations; ``L`` is the output layer) maps a
+batch of ``m`` rows with ``A[l-1]`` of shape ``(m, sizes[l-1])`` to ``Z[l] = A[l-1] W[l] +
+b[l]`` of shape ``(m, sizes[l])``, and ``A[l] = g(Z[l])``; ``A[0] = X`` (the scaled inputs)
+and the output is ``Y_hat = softmax(Z[L])``. In the code, ``W[l]`` is ``weights[l - 1]``.
+
+Every weight and bias is a view into the single ``params`` vector, and every gradient a
+view into ``grads``, so an optimizer updates all of them with a few whole-vector
+operations.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from nn_core.activations import ACTIVATIONS, check_activation
+from nn_core.activations import ACTIVATIONS, Backward, check_activation
 from nn_core.init import INITS, init_layer
 from nn_core.losses import row_max, softmax
 
 PREDICT_CHUNK = 4096
 GRADIENT_CHUNK = 8192
+
+
+class BatchGradient(NamedTuple):
+    """What one training batch gives: its loss, the gradient, and how many it got right.
+
+    ``loss`` is the mean cross-entropy (plus the L2 term); ``grads`` is the network's
+    ``grads`` buffer, shape (n_params,), overwritten by the next call; ``n_correct`` counts
+    the rows whose largest logit is the true class (before this batch's update).
+    """
+
+    loss: float
+    grads: np.ndarray
+    n_correct: int
 
 
 class MLP:
@@ -64,8 +83,8 @@ class MLP:
         self.input_scale = float(input_scale)
         self.params = np.zeros(n_parameters(self.sizes), dtype=self.dtype)
         self.grads = np.zeros_like(self.params)
-        self.weights, self.biases = _layer_views(self.params, self.sizes)
-        self.weight_grads, self.bias_grads = _layer_views(self.grads, self.sizes)
+        self.weights, self.biases = layer_views(self.params, self.sizes)
+        self.weight_grads, self.bias_grads = layer_views(self.grads, self.sizes)
         rng = np.random.default_rng(seed)
         for weight, bias in zip(self.weights, self.biases):
             init_layer(init, weight, bias, rng)
@@ -97,8 +116,8 @@ class MLP:
         clone.__dict__.update(self.__dict__)
         clone.params = self.params.copy()
         clone.grads = np.zeros_like(self.params)
-        clone.weights, clone.biases = _layer_views(clone.params, self.sizes)
-        clone.weight_grads, clone.bias_grads = _layer_views(clone.grads, self.sizes)
+        clone.weights, clone.biases = layer_views(clone.params, self.sizes)
+        clone.weight_grads, clone.bias_grads = layer_views(clone.grads, self.sizes)
         clone._buffers = None
         clone._grad_sum = None
         return clone
@@ -160,20 +179,51 @@ class MLP:
         self, h: np.ndarray, return_all: bool = False
     ) -> np.ndarray | tuple[list[np.ndarray], list[np.ndarray]]:
         """``forward`` on inputs already prepared (``prepare_inputs``: flat, scaled)."""
-        forward_fn = ACTIVATIONS[self.activation][0]
+        pre_activations, activations = self._forward_layers(h, return_all)
+        softmax(activations[-1], out=activations[-1])  # Y_hat = softmax(Z[L])
+        return (pre_activations, activations) if return_all else activations[-1]
+
+    def _forward_layers(
+        self, A: np.ndarray, keep_all: bool
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every layer's Z (copies, when ``keep_all``) and A; the last A is still Z[L]."""
+        g = ACTIVATIONS[self.activation][0]
         pre_activations, activations = [], []
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            z = h @ weight
-            z += bias
-            if return_all:
-                pre_activations.append(z.copy())
-            if i < self.n_layers - 1:
-                forward_fn(z)
-            else:
-                softmax(z, out=z)
-            activations.append(z)
-            h = z
-        return (pre_activations, activations) if return_all else h
+        for layer in range(1, self.n_layers + 1):
+            Z = A @ self.weights[layer - 1]  # Z[l] = A[l-1] W[l]
+            Z += self.biases[layer - 1]  # Z[l] += b[l]
+            if keep_all:
+                pre_activations.append(Z.copy())
+            if layer < self.n_layers:
+                g(Z)  # A[l] = g(Z[l]), in place
+            activations.append(Z)
+            A = Z
+        return pre_activations, activations
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The output layer's pre-activations ``Z[L]``, computed in chunks to bound memory.
+
+        The loss of very confident mistakes needs these: their probabilities underflow to 0.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_inputs) or (n_samples, H, W)
+            Raw inputs (scaled by ``input_scale`` here).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        n = x.shape[0]
+        out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
+        for start in range(0, n, PREDICT_CHUNK):
+            chunk = self.prepare_inputs(x[start : start + PREDICT_CHUNK])
+            out[start : start + PREDICT_CHUNK] = self.logits_prepared(chunk)
+        return out
+
+    def logits_prepared(self, h: np.ndarray) -> np.ndarray:
+        """``logits`` of inputs already prepared (``prepare_inputs``), in one pass."""
+        return self._forward_layers(h, False)[1][-1]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, computed in chunks to bound memory.
@@ -204,7 +254,7 @@ class MLP:
         l2: float = 0.0,
         dropout: float = 0.0,
         rng: np.random.Generator | None = None,
-    ) -> tuple[float, np.ndarray]:
+    ) -> BatchGradient:
         """Loss of one batch and its gradient, written into ``self.grads``.
 
         The loss is the mean softmax cross-entropy plus ``l2 / 2 * sum(W ** 2)`` over the
@@ -225,35 +275,36 @@ class MLP:
 
         Returns
         -------
-        loss : float
-        grads : ndarray of shape (n_params,)
-            ``self.grads``; also reachable as ``weight_grads`` / ``bias_grads`` views.
+        BatchGradient
+            ``(loss, grads, n_correct)``; ``grads`` of shape (n_params,) is ``self.grads``,
+            also reachable as the ``weight_grads`` / ``bias_grads`` views.
         """
         if x.shape[0] <= GRADIENT_CHUNK:
-            loss = self._data_loss_and_gradient(x, y, dropout, rng)
+            loss, n_correct = self._data_loss_and_gradient(x, y, dropout, rng)
         else:
-            loss = self._chunked_loss_and_gradient(x, y, dropout, rng)
+            loss, n_correct = self._chunked_loss_and_gradient(x, y, dropout, rng)
         if l2 > 0:
-            loss += 0.5 * l2 * sum(float(np.vdot(w, w)) for w in self.weights)
-            for weight, grad in zip(self.weights, self.weight_grads):
-                grad += self.dtype.type(l2) * weight
-        return loss, self.grads
+            loss += 0.5 * l2 * sum(float(np.vdot(W, W)) for W in self.weights)  # + λ/2 Σ‖W‖²
+            for W, dW in zip(self.weights, self.weight_grads):
+                dW += self.dtype.type(l2) * W  # dW[l] += λ W[l]
+        return BatchGradient(loss, self.grads, n_correct)
 
     def _data_loss_and_gradient(
         self, x: np.ndarray, y: np.ndarray, dropout: float, rng: np.random.Generator | None
-    ) -> float:
-        """Mean cross-entropy of the batch; its gradient goes to ``self.grads``."""
-        batch = x.shape[0]
-        buf = self._batch_buffers(batch, dropout > 0)
-        logits = self._forward_train(x, buf, batch, dropout, rng)
-        self.last_batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
-        loss, delta = self._softmax_loss_and_delta(logits, y, buf)
-        self._backward(x, buf, batch, delta, dropout > 0)
-        return loss
+    ) -> tuple[float, int]:
+        """Mean cross-entropy of the batch and its count of right answers; the gradient
+        goes to ``self.grads``."""
+        m = x.shape[0]
+        buf = self._batch_buffers(m, dropout > 0)
+        Z_out = self._forward_train(x, buf, m, dropout, rng)
+        n_correct = int(np.count_nonzero(Z_out.argmax(axis=1) == y))
+        loss, dZ = self._softmax_loss_and_delta(Z_out, y, buf)
+        self._backward(x, buf, m, dZ, dropout > 0)
+        return loss, n_correct
 
     def _chunked_loss_and_gradient(
         self, x: np.ndarray, y: np.ndarray, dropout: float, rng: np.random.Generator | None
-    ) -> float:
+    ) -> tuple[float, int]:
         """``_data_loss_and_gradient`` of a large batch (full-batch training), taken
         ``GRADIENT_CHUNK`` rows at a time: the batch mean is the row-weighted mean of the
         chunk means. The work buffers (and BLAS's own) stay chunk-sized instead of growing
@@ -264,44 +315,48 @@ class MLP:
             self._grad_sum = np.empty_like(self.grads)
         total = self._grad_sum
         total[...] = 0
-        loss, correct = 0.0, 0
+        loss, n_correct = 0.0, 0
         for start in range(0, n, GRADIENT_CHUNK):
             rows = slice(start, start + GRADIENT_CHUNK)
             weight = (min(start + GRADIENT_CHUNK, n) - start) / n
-            loss += weight * self._data_loss_and_gradient(x[rows], y[rows], dropout, rng)
-            correct += self.last_batch_correct
+            chunk_loss, chunk_correct = self._data_loss_and_gradient(x[rows], y[rows], dropout, rng)
+            loss += weight * chunk_loss
+            n_correct += chunk_correct
             self.grads *= self.dtype.type(weight)
             total += self.grads
         self.grads[...] = total
-        self.last_batch_correct = correct
-        return loss
+        return loss, n_correct
 
     def _softmax_loss_and_delta(
         self, logits: np.ndarray, y: np.ndarray, buf: _Buffers
     ) -> tuple[float, np.ndarray]:
-        """Mean softmax cross-entropy, and its gradient written over ``logits``.
+        """Mean softmax cross-entropy, and its gradient ``dZ[L]`` written over ``logits``.
 
         The same arithmetic as ``losses.softmax_cross_entropy`` and ``_grad`` (log-sum-exp,
-        then (probs - onehot) / n), fused for the training step: on a (128, 10) batch the
+        then (probs - onehot) / m), fused for the training step: on a (128, 10) batch the
         cost is the count of NumPy calls, so row maxima and sums go to reused buffers and
         the true-class entries are reached by flat index instead of 2-D fancy indexing.
         NumPy reduces slowly along a short last axis (a float32 row max costs ~25 ns a
         row), so row maxima are taken column by column and row sums as a product with
         ones: 2x faster on a batch of 128, 10x on a full batch of 36,000.
+
+        With ``c_i = max_k z_ik`` and ``s_i = sum_k exp(z_ik - c_i)``, the loss of row
+        ``i`` is ``-log y_hat_iy = log s_i - (z_iy - c_i)``: finite for any finite logits.
         """
-        n = logits.shape[0]
-        rows = buf.rows[:n]
-        true = buf.class_offsets[:n] + y  # flat index of each row's true class
-        row_max(logits, out=rows[:, 0])
-        logits -= rows
+        m = logits.shape[0]
+        rows = buf.rows[:m]
+        true = buf.class_offsets[:m] + y  # flat index of each row's true class y_i
+        row_max(logits, out=rows[:, 0])  # c_i = max_k z_ik
+        logits -= rows  # z_ik - c_i  (every entry <= 0: exp cannot overflow)
         flat = logits.reshape(-1)
-        true_logit_sum = float(flat[true].sum(dtype=np.float64))
-        np.exp(logits, out=logits)
-        np.matmul(logits, buf.class_ones, out=rows)
-        loss = (float(np.log(rows).sum(dtype=np.float64)) - true_logit_sum) / n
-        np.multiply(rows, n, out=rows)
-        np.divide(logits, rows, out=logits)  # probs / n
-        flat[true] -= self.dtype.type(1.0 / n)
+        true_logit_sum = float(flat[true].sum(dtype=np.float64))  # Σ_i (z_iy - c_i)
+        np.exp(logits, out=logits)  # e^(z_ik - c_i)
+        np.matmul(logits, buf.class_ones, out=rows)  # s_i = Σ_k e^(z_ik - c_i)
+        # L = -1/m Σ_i log y_hat_iy = 1/m Σ_i (log s_i - (z_iy - c_i))
+        loss = (float(np.log(rows).sum(dtype=np.float64)) - true_logit_sum) / m
+        np.multiply(rows, m, out=rows)  # m s_i
+        np.divide(logits, rows, out=logits)  # Y_hat / m, y_hat_ik = e^(z_ik - c_i) / s_i
+        flat[true] -= self.dtype.type(1.0 / m)  # dZ[L] = (Y_hat - Y) / m
         return loss, logits
 
     def release_buffers(self) -> None:
@@ -317,27 +372,30 @@ class MLP:
 
     def _forward_train(
         self,
-        x: np.ndarray,
+        X: np.ndarray,
         buf: _Buffers,
-        batch: int,
+        m: int,
         dropout: float,
         rng: np.random.Generator | None,
     ) -> np.ndarray:
-        forward_fn = ACTIVATIONS[self.activation][0]
-        h = x
+        """``Z[L]`` of one batch of ``m`` rows; every ``A[l]`` (and dropout mask ``M[l]``)
+        stays in ``buf`` for the backward pass."""
+        g = ACTIVATIONS[self.activation][0]
         keep = 1.0 - dropout
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            z = buf.activations[i][:batch]
-            np.matmul(h, weight, out=z)
-            z += bias
-            if i == self.n_layers - 1:
-                return z
-            forward_fn(z)
-            h = z
-            if dropout > 0:
-                h = buf.dropped[i][:batch]
-                self._dropout(z, buf.masks[i][:batch], h, keep, rng)
-        raise AssertionError("unreachable")
+        A = X  # A[0] = X
+        for layer in range(1, self.n_layers):  # hidden layers l = 1 .. L-1
+            Z = buf.activations[layer - 1][:m]
+            np.matmul(A, self.weights[layer - 1], out=Z)  # Z[l] = A[l-1] W[l]
+            Z += self.biases[layer - 1]  # Z[l] += b[l]
+            g(Z)  # A[l] = g(Z[l]), written over Z[l]
+            A = Z
+            if dropout > 0:  # A[l] = A[l] ⊙ M[l], M[l] = 1/keep (kept unit) or 0
+                A = buf.dropped[layer - 1][:m]
+                self._dropout(Z, buf.masks[layer - 1][:m], A, keep, rng)
+        Z_out = buf.activations[-1][:m]
+        np.matmul(A, self.weights[-1], out=Z_out)  # Z[L] = A[L-1] W[L]
+        Z_out += self.biases[-1]  # Z[L] += b[L]
+        return Z_out
 
     def _dropout(
         self,
@@ -354,27 +412,37 @@ class MLP:
         np.multiply(a, mask, out=out)
 
     def _backward(
-        self, x: np.ndarray, buf: _Buffers, batch: int, delta: np.ndarray, dropped: bool
+        self, X: np.ndarray, buf: _Buffers, m: int, dZ: np.ndarray, dropped: bool
     ) -> None:
-        backward_fn = ACTIVATIONS[self.activation][1]
-        ones = buf.ones[:batch]
-        for i in range(self.n_layers - 1, -1, -1):
-            if i == 0:
-                inputs = x
-            elif dropped:
-                inputs = buf.dropped[i - 1][:batch]
-            else:
-                inputs = buf.activations[i - 1][:batch]
-            np.matmul(inputs.T, delta, out=self.weight_grads[i])
-            np.matmul(ones, delta, out=self.bias_grads[i])
-            if i == 0:
-                return  # no gradient for the input itself
-            upstream = buf.deltas[i - 1][:batch]
-            np.matmul(delta, self.weights[i].T, out=upstream)
-            if dropped:
-                upstream *= buf.masks[i - 1][:batch]
-            backward_fn(buf.activations[i - 1][:batch], upstream)
-            delta = upstream
+        """Fill ``self.grads`` from ``dZ[L]``, from the output layer down to layer 1."""
+        g_prime = ACTIVATIONS[self.activation][1]
+        ones = buf.ones[:m]
+        for layer in range(self.n_layers, 0, -1):  # l = L .. 1
+            if layer == 1:
+                A_prev = X  # A[0] = X
+            else:  # A[l-1], after dropout when it was applied
+                A_prev = (buf.dropped if dropped else buf.activations)[layer - 2][:m]
+            np.matmul(A_prev.T, dZ, out=self.weight_grads[layer - 1])  # dW[l] = A[l-1]ᵀ dZ[l]
+            np.matmul(ones, dZ, out=self.bias_grads[layer - 1])  # db[l] = Σ_i dZ[l]_i
+            if layer > 1:
+                dZ = self._backward_to_hidden(buf, m, dZ, layer, dropped, g_prime)
+
+    def _backward_to_hidden(
+        self,
+        buf: _Buffers,
+        m: int,
+        dZ: np.ndarray,
+        layer: int,
+        dropped: bool,
+        g_prime: Backward,
+    ) -> np.ndarray:
+        """``dZ[l-1]`` from ``dZ[l]`` (``layer`` = l >= 2), in ``buf``'s work array."""
+        dA = buf.deltas[layer - 2][:m]
+        np.matmul(dZ, self.weights[layer - 1].T, out=dA)  # dA[l-1] = dZ[l] W[l]ᵀ
+        if dropped:
+            dA *= buf.masks[layer - 2][:m]  # through the dropout: dA[l-1] ⊙ M[l-1]
+        g_prime(buf.activations[layer - 2][:m], dA)  # dZ[l-1] = dA[l-1] ⊙ g'(Z[l-1])
+        return dA
 
 
 class _Buffers:
@@ -411,9 +479,11 @@ def _check_sizes(n_inputs: int, hidden: Sequence[int], n_classes: int) -> tuple[
     return sizes
 
 
-def _layer_views(
-    flat: np.ndarray, sizes: tuple[int, ...]
+def layer_views(
+    flat: np.ndarray, sizes: Sequence[int]
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The weight matrices and bias vectors of a network of ``sizes``, as views into
+    ``flat`` (its ``params`` or ``grads`` layout), one of each per layer."""
     weights, biases, start = [], [], 0
     for fan_in, fan_out in itertools.pairwise(sizes):
         weights.append(flat[start : start + fan_in * fan_out].reshape(fan_in, fan_out))

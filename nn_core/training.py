@@ -1,4 +1,4 @@
-"""Minibatch training with callbacks, stop and resume, divergence guard, early stopping.
+"""Minibatch training with callbacks, stop and resume, divergence detection, early stopping.
 
 A ``Trainer`` owns a network, its optimizer and the run's history. It advances one batch
 at a time (``step``), for a time budget (``run``) or to the end (``fit``), so a command
@@ -19,7 +19,15 @@ import numpy as np
 from nn_core.augment import augment_batch
 from nn_core.config import TrainConfig
 from nn_core.data.split import stratified_split
-from nn_core.network import MLP
+from nn_core.divergence import (
+    Divergence,
+    DivergenceWatch,
+    describe,
+    layer_changes,
+    suggested_lr,
+)
+from nn_core.losses import mean_cross_entropy
+from nn_core.network import MLP, layer_views
 from nn_core.optimizers import learning_rate, make_optimizer
 
 # A callback gets the trainer and a dict of figures; returning True asks to stop.
@@ -27,6 +35,7 @@ Callback = Callable[["Trainer", dict], bool | None]
 
 SNAPSHOT_BUDGET_BYTES = 64 * 1024**2
 FULL_BATCH_CHUNK = 4096
+PROBE_ROWS = 2000  # samples the end-of-training "one answer" test looks at
 
 
 @dataclass
@@ -89,6 +98,16 @@ class Trainer:
         Start from this network instead of a new one built from ``config``.
     input_scale : float
         Passed to a new network: 1/255 for pixels, 1.0 for inputs already scaled.
+
+    Attributes
+    ----------
+    stop_reason : str or None
+        Why training halted before its target (divergence, early stopping), in plain words.
+    divergence : Divergence or None
+        Set when the run diverged (``nn_core.divergence``): where, why, and the fix.
+    snapshots : dict of int to ndarray of shape (n_inputs, sizes[1]), float32
+        The first layer's weights at the end of epochs (0: the start), thinned to fit
+        ``SNAPSHOT_BUDGET_BYTES``.
     """
 
     def __init__(
@@ -136,6 +155,8 @@ class Trainer:
         self.epochs_done = 0
         self.target_epochs = config.epochs
         self.stop_reason: str | None = None
+        self.divergence: Divergence | None = None
+        self._watch = DivergenceWatch(self.n_classes, self.model.weights)
         self.snapshots: dict[int, np.ndarray] = {0: self._first_layer_copy()}
         self._stop_requested = False
         self._position = 0
@@ -143,7 +164,8 @@ class Trainer:
         self._epoch_sums = np.zeros(3)  # loss * n, correct, n
         self._epoch_seconds = 0.0
         self.seconds_trained = 0.0  # training time of the whole run, evaluation excluded
-        self._good_state = self._capture_state()
+        self._good_state = self._capture_state()  # the weights a divergence goes back to
+        self._good_epoch = 0
         self._best: tuple[float, int, dict] | None = None  # val loss, epoch, state
         self._full_batch_x: np.ndarray | None = None
         self._val_prepared: np.ndarray | None = None
@@ -186,6 +208,7 @@ class Trainer:
             raise ValueError(f"epochs must be at least 1, got {epochs}")
         self.target_epochs = max(self.target_epochs, self.epochs_done) + epochs
         self.stop_reason = None
+        self.divergence = None
 
     def fit(self, epochs: int | None = None) -> History:
         """Train to the target (or ``epochs`` more), unless stopped; return the history."""
@@ -227,16 +250,19 @@ class Trainer:
         idx = self._order[self._position : self._position + self.batch_size]
         x, y = self._load_batch(idx)
         lr = self._current_lr()
-        with np.errstate(over="ignore", invalid="ignore"):  # a divergence is caught below
-            loss, grads = self.model.loss_and_gradient(
+        n = idx.shape[0]
+        batch = self._position // self.batch_size + 1
+        # Overflows are expected when a run diverges: the loss test below catches them.
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, grads, correct = self.model.loss_and_gradient(
                 x, y, self.config.l2, self.config.dropout, self._dropout_rng
             )
-        if not math.isfinite(loss):
-            self._halt_diverged(loss)
-            return None
-        self.optimizer.step(self.model.params, grads, lr)
-        n = idx.shape[0]
-        correct = self.model.last_batch_correct
+            if self._watch.loss_diverged(loss, n, self.epochs_done + 1, batch):
+                self._halt_diverged("loss", loss, batch)
+                return None
+            if self._position == 0 and self._watch.rising_since is None:
+                self._keep_good_state()
+            self.optimizer.step(self.model.params, grads, lr)
         self._epoch_sums += (loss * n, correct, n)
         self._position += n
         seconds = time.perf_counter() - start
@@ -249,10 +275,17 @@ class Trainer:
 
     # ---------------------------------------------------------------- evaluation
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy of the current network on (x, y)."""
+        """Mean cross-entropy and accuracy of the current network on (x, y).
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, H, W) or (n_samples, n_inputs)
+            Raw inputs, like ``x_train``.
+        y : ndarray of shape (n_samples,)
+        """
         if x.shape[0] == 0:
             return float("nan"), float("nan")
-        return _loss_and_accuracy(self.model.predict_proba(x), y)
+        return _loss_and_accuracy(self.model.logits(x), y)
 
     def _evaluate_validation(self) -> tuple[float, float]:
         if self._full_batch_x is None or self.y_val.shape[0] == 0:
@@ -261,7 +294,7 @@ class Trainer:
         # Keep its inputs converted too, instead of converting them again every epoch.
         if self._val_prepared is None:
             self._val_prepared = self._scaled_copy(self.x_val)
-        return _loss_and_accuracy(self.model.forward_prepared(self._val_prepared), self.y_val)
+        return _loss_and_accuracy(self.model.logits_prepared(self._val_prepared), self.y_val)
 
     # ---------------------------------------------------------------- internals
     def _epoch_order(self) -> np.ndarray:
@@ -329,8 +362,8 @@ class Trainer:
 
     def _end_epoch(self, lr: float) -> None:
         loss_sum, correct, n = self._epoch_sums
-        if not np.all(np.isfinite(self.model.params)):
-            self._halt_diverged(float("nan"))
+        if self._watch.weights_exploded(self.model.params, self.model.weights):
+            self._halt_diverged("weights", loss_sum / n, batch=0)
             return
         self.epochs_done += 1
         self._position = 0
@@ -350,9 +383,10 @@ class Trainer:
         self._epoch_sums[:] = 0
         self._epoch_seconds = 0.0
         self._keep_snapshot()
-        self._good_state = self._capture_state()
         if math.isfinite(val_loss):
             self._check_early_stopping(val_loss)
+        if self.epochs_done >= self.target_epochs and self.stop_reason is None:
+            self._check_one_answer()
         info = {
             "epoch": self.epochs_done,
             "train_loss": h.train_loss[-1],
@@ -387,17 +421,85 @@ class Trainer:
         for key, value in self.optimizer.state.items():
             value[...] = state[f"opt_{key}"]
 
-    def _halt_diverged(self, loss: float) -> None:
-        where = f"epoch {self.epochs_done + 1}"
-        self._restore_state(self._good_state)
-        self._position = 0
-        self._epoch_sums[:] = 0
-        self._epoch_seconds = 0.0
-        self.stop_reason = (
-            f"Training diverged: the loss became {loss} in {where}. The weights from the end "
-            f"of epoch {self.epochs_done} were restored. Lower the learning rate "
-            f"(now {self.config.lr:g}) and train again."
+    def _halt_diverged(
+        self,
+        sign: str,
+        loss: float,
+        batch: int,
+        one_answer: tuple[int, float, float] | None = None,
+    ) -> None:
+        """Stop as diverged; put back the last good weights unless the run is over anyway
+        (the "one answer" test runs after the last epoch, whose weights are kept)."""
+        epoch = self.epochs_done + (0 if sign == "one answer" else 1)
+        if sign == "one answer":
+            changes = self._watch.growth(self.model.weights)
+        else:
+            good_weights = layer_views(self._good_state["params"], self.model.sizes)[0]
+            changes = layer_changes(self.model.weights, good_weights)
+        layer = int(np.argmax(changes))
+        started = self._watch.rising_since or (epoch, batch)
+        sentence = describe(
+            sign,
+            optimizer=self.config.optimizer,
+            lr=self.config.lr,
+            epoch=epoch,
+            batch=batch,
+            start_loss=self._watch.start_loss or float("nan"),
+            loss=loss,
+            layer=layer + 1,
+            layer_change=changes[layer],
+            one_answer=one_answer,
         )
+        kept = None
+        if sign != "one answer":
+            self._restore_state(self._good_state)
+            self._position = 0
+            self._epoch_sums[:] = 0
+            self._epoch_seconds = 0.0
+            self._watch.restart_smoothing()
+            kept = self._good_epoch
+        self.divergence = Divergence(
+            sign=sign,
+            epoch=epoch,
+            batch=batch,
+            started_epoch=started[0],
+            started_batch=started[1],
+            layer=layer + 1,
+            layer_change=changes[layer],
+            start_loss=self._watch.start_loss or float("nan"),
+            loss=loss,
+            lr=self.config.lr,
+            suggested_lr=suggested_lr(self.config.optimizer, self.config.lr),
+            kept_epoch=kept,
+            sentence=sentence,
+            message=sentence + _kept_note(kept),
+        )
+        self.stop_reason = self.divergence.message
+
+    def _keep_good_state(self) -> None:
+        """Remember the weights an epoch starts from, once its first loss shows them sound
+        (the weights at the end of an epoch can be the ones that blew up)."""
+        self._good_state = self._capture_state()
+        self._good_epoch = self.epochs_done
+
+    def _check_one_answer(self) -> None:
+        """After the last planned epoch: diverged if one answer for everything, at chance."""
+        x, y = self._probe()
+        with np.errstate(over="ignore", invalid="ignore"):
+            predictions = self.model.logits(x).argmax(axis=1)
+        seen = self._watch.one_answer(predictions, y)
+        if seen is not None:
+            self._halt_diverged("one answer", self.history.train_loss[-1], 0, seen)
+
+    def _probe(self) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``PROBE_ROWS`` validation samples (training samples without a validation
+        split), spread evenly over the set."""
+        if self.y_val.shape[0]:
+            x, y = self.x_val, self.y_val
+        else:
+            x, y = self.x[self.train_idx], self.y[self.train_idx]
+        every = max(1, y.shape[0] // PROBE_ROWS)
+        return x[::every], y[::every]
 
     def _check_early_stopping(self, val_loss: float) -> None:
         patience = self.config.early_stopping
@@ -416,7 +518,9 @@ class Trainer:
             )
 
     def _first_layer_copy(self) -> np.ndarray:
-        return self.model.weights[0].astype(np.float16)
+        # float32, not float16: float16 overflows past 65504, and a diverging run's
+        # weights pass that before they stop being finite.
+        return self.model.weights[0].astype(np.float32)
 
     def _keep_snapshot(self) -> None:
         self.snapshots[self.epochs_done] = self._first_layer_copy()
@@ -446,8 +550,14 @@ def _last_finite(values: list[float]) -> float | None:
     return next((v for v in reversed(values) if math.isfinite(v)), None)
 
 
-def _loss_and_accuracy(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of probabilities of shape (n, classes) against y."""
-    p_true = probs[np.arange(y.shape[0]), y].astype(np.float64)
-    loss = float(-np.mean(np.log(np.maximum(p_true, np.finfo(np.float64).tiny))))
-    return loss, float(np.mean(probs.argmax(axis=1) == y))
+def _kept_note(kept_epoch: int | None) -> str:
+    if kept_epoch is None:
+        return ""
+    if kept_epoch == 0:
+        return " The network was put back to its initial weights."
+    return f" The weights from the end of epoch {kept_epoch} were kept."
+
+
+def _loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of logits of shape (n, classes) against y."""
+    return mean_cross_entropy(logits, y), float(np.mean(logits.argmax(axis=1) == y))

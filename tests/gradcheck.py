@@ -15,9 +15,9 @@ def numerical_gradient(
     for k in range(model.params.size):
         old = model.params[k]
         model.params[k] = old + eps
-        plus, _ = model.loss_and_gradient(x, y, l2=l2)
+        plus = model.loss_and_gradient(x, y, l2=l2).loss
         model.params[k] = old - eps
-        minus, _ = model.loss_and_gradient(x, y, l2=l2)
+        minus = model.loss_and_gradient(x, y, l2=l2).loss
         model.params[k] = old
         grad[k] = (plus - minus) / (2 * eps)
     return grad
