@@ -110,8 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "hidden", "Hidden layers", "hidden layer widths, e.g. 128,64; none (or 0) for "
         "softmax regression", tuple,
-        widget="layers", key="cfg_layers", url="h", low=1, high=MAX_LAYER_WIDTH, step=8,
-        cap="max_width",
+        widget="layers", key="cfg_layers", url="h",
     ),
     Setting(
         "activation", "Activation", "activation of the hidden layers", str,
@@ -203,6 +202,16 @@ TRAIN_SUBSET = Setting(
     int, "select", "cfg_subset", "n", choices=(2000, 5000, 20000, 0), fmt=subset_label,
 )  # fmt: skip
 
+# The two kinds of box the "layers" widget of ``hidden`` is made of.
+HIDDEN_LAYERS = Setting(
+    "layers", "Hidden layers", "0 is softmax regression; add layers for a deeper network",
+    int, "number", "cfg_layers", low=0, high=MAX_HIDDEN_LAYERS, step=1, cap="max_layers",
+)  # fmt: skip
+LAYER_WIDTH = Setting(
+    "width", "Units in hidden layer", "units (neurons) in this hidden layer", int, "number",
+    low=1, high=MAX_LAYER_WIDTH, step=8, cap="max_width",
+)  # fmt: skip
+
 
 # --------------------------------------------------------------------- checking values
 @dataclass(frozen=True)
@@ -254,28 +263,25 @@ def check(setting: Setting, raw: object, caps: object | None = None) -> Checked:
 def check_hidden(raw: object, caps: object | None = None) -> Checked:
     """Hidden-layer widths from ``(128, 64)``, ``"128-64"`` or ``"128,64"``.
 
-    At most ``MAX_HIDDEN_LAYERS`` (or the ``max_layers`` cap) layers, each width clamped
-    to 1 .. ``max_width``.
+    At most ``HIDDEN_LAYERS``' bound of layers, each width within ``LAYER_WIDTH``'s.
     """
-    setting = BY_NAME["hidden"]
     try:
         sizes = list(raw) if isinstance(raw, tuple | list) else list(parse_hidden(str(raw)))
     except ValueError:
         return Checked(None, "is not a list of layer widths such as 128-64")
     problems = []
-    most = MAX_HIDDEN_LAYERS if caps is None else min(MAX_HIDDEN_LAYERS, caps.max_layers)
+    most = int(HIDDEN_LAYERS.bounds(caps)[1])
     if len(sizes) > most:
         problems.append(f"has {len(sizes)} layers, over the {most} offered")
         sizes = sizes[:most]
     widths = []
     for size in sizes:
-        number = _number(size)
-        if number is None or math.isnan(number):
+        checked = check(LAYER_WIDTH, size, caps)
+        if checked.value is None:
             return Checked(None, "is not a list of layer widths such as 128-64")
-        width, problem = _within(setting, number, caps)
-        widths.append(int(width))
-        if problem:
-            problems.append(f"width {size} {problem}")
+        widths.append(checked.value)
+        if checked.problem:
+            problems.append(f"width {size} {checked.problem}")
     return Checked(tuple(widths), "; ".join(problems) or None)
 
 

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import streamlit as st
 
+from nn_core.settings import BY_NAME, HIDDEN_LAYERS, LAYER_KEY, LAYER_WIDTH, Setting
 from ui import data as data_ui
 from ui import runner, share
 from ui import state as keys
 from ui.limits import Limits
 from ui.views import live_area
 
-
 # --------------------------------------------------------------------- settings
+# The layout: which settings of nn_core.settings.SETTINGS go in which expander, in order.
+NETWORK = ("hidden", "activation", "init")
+TRAINING = (
+    "optimizer", "lr", "momentum", "schedule", "batch_size", "epochs", "l2", "dropout",
+    "val_fraction", "val_every", "augment_shift", "augment_rotation", "seed",
+)  # fmt: skip
+MORE_EPOCHS = Setting(
+    "more_epochs",
+    "More epochs (Continue)",
+    "epochs added when Continue finds the run finished",
+    int,
+    widget="number",
+    key="more_epochs",
+    low=1,
+    high=100_000,
+    step=1,
+    cap="max_epochs",
+)
+
+
 def _settings(limits: Limits) -> None:
     ss = st.session_state
     st.selectbox(
@@ -22,121 +42,94 @@ def _settings(limits: Limits) -> None:
         on_change=keys.apply_preset,
         help="Sets every network and training setting below.",
     )
+    _notice(None)
     with st.expander("Network", expanded=True):
-        st.number_input(
-            "Hidden layers",
-            min_value=0,
-            max_value=min(keys.MAX_LAYERS_UI, limits.max_layers),
-            step=1,
-            key="cfg_layers",
-            on_change=keys.mark_custom,
-            help="0 is softmax regression; add layers for a deeper network.",
-        )
-        for i in range(int(ss.get("cfg_layers", 0))):
-            st.number_input(
-                f"Units in hidden layer {i + 1}",
-                min_value=1,
-                max_value=limits.max_width,
-                step=8,
-                key=f"cfg_h{i}",
-                on_change=keys.mark_custom,
-            )
-        st.selectbox(
-            "Activation", keys.ACTIVATION_CHOICES, key="cfg_activation", on_change=keys.mark_custom
-        )
-        st.selectbox(
-            "Initialisation", keys.INIT_CHOICES, key="cfg_init", on_change=keys.mark_custom
-        )
+        for name in NETWORK:
+            setting_widget(BY_NAME[name], limits)
     with st.expander("Training", expanded=False):
-        st.selectbox(
-            "Optimizer",
-            keys.OPTIMIZER_CHOICES,
-            key="cfg_optimizer",
-            on_change=keys.mark_custom,
-            help="gd: plain gradient descent (the notebook); sgd: with momentum; adam.",
+        for name in TRAINING:
+            disabled = name == "momentum" and ss.get("cfg_optimizer") != "sgd"
+            setting_widget(BY_NAME[name], limits, disabled=disabled)
+
+
+def setting_widget(setting: Setting, limits: Limits, disabled: bool = False) -> None:
+    """The widget the settings table names for ``setting``, and its notice if any."""
+    if setting.widget == "layers":
+        _layer_boxes(limits)
+        return
+    options = {
+        "key": setting.key,
+        "on_change": keys.on_setting_change,
+        "args": (setting,),
+        "help": _help(setting, limits),
+        "disabled": disabled,
+    }
+    if setting.widget == "select":
+        st.selectbox(setting.label, setting.choices, format_func=setting.fmt, **options)
+    elif setting.widget == "select_slider":
+        st.select_slider(setting.label, setting.choices, format_func=setting.fmt, **options)
+    elif setting.widget == "slider":
+        low, high = setting.bounds(limits)
+        kind = setting.kind
+        st.slider(setting.label, kind(low), kind(high), step=kind(setting.step), **options)
+    elif setting.widget == "number":
+        _number_box(setting, **options)
+    _notice(setting.key)
+
+
+def _number_box(setting: Setting, label: str | None = None, **options) -> None:
+    """A number box without min/max: the browser then sends whatever is typed, and the
+    on_change callback replaces a value out of bounds, so the box shows what trains."""
+    st.number_input(label or setting.label, step=setting.kind(setting.step), **options)
+
+
+def _layer_boxes(limits: Limits) -> None:
+    ss = st.session_state
+    count = HIDDEN_LAYERS
+    _number_box(
+        count,
+        key=count.key,
+        on_change=keys.on_setting_change,
+        args=(count,),
+        help=_help(count, limits),
+    )
+    _notice(count.key)
+    width = LAYER_WIDTH
+    for i in range(int(ss.get(count.key, 0))):
+        key, label = LAYER_KEY.format(i), f"{width.label} {i + 1}"
+        _number_box(
+            width,
+            label,
+            key=key,
+            on_change=keys.on_setting_change,
+            args=(width, key, label),
+            help=_help(width, limits),
         )
-        st.select_slider(
-            "Learning rate",
-            keys.LR_CHOICES,
-            key="cfg_lr",
-            format_func=lambda v: f"{v:g}",
-            on_change=keys.mark_custom,
-        )
-        st.slider(
-            "Momentum (sgd)",
-            0.0,
-            0.99,
-            step=0.01,
-            key="cfg_momentum",
-            on_change=keys.mark_custom,
-            disabled=ss.get("cfg_optimizer") != "sgd",
-        )
-        st.selectbox(
-            "Schedule", keys.SCHEDULE_CHOICES, key="cfg_schedule", on_change=keys.mark_custom
-        )
-        st.selectbox(
-            "Batch size",
-            keys.BATCH_CHOICES,
-            key="cfg_batch",
-            format_func=lambda b: "full batch" if b == 0 else str(b),
-            on_change=keys.mark_custom,
-        )
-        st.number_input(
-            "Epochs",
-            min_value=1,
-            max_value=limits.max_epochs,
-            step=1,
-            key="cfg_epochs",
-            on_change=keys.mark_custom,
-            help=f"Up to {limits.max_epochs} on this server (DIGITLAB_MAX_EPOCHS).",
-        )
-        st.select_slider(
-            "L2",
-            keys.L2_CHOICES,
-            key="cfg_l2",
-            format_func=lambda v: f"{v:g}",
-            on_change=keys.mark_custom,
-        )
-        st.slider("Dropout", 0.0, 0.8, step=0.05, key="cfg_dropout", on_change=keys.mark_custom)
-        st.slider(
-            "Validation fraction", 0.0, 0.5, step=0.05, key="cfg_val", on_change=keys.mark_custom
-        )
-        st.number_input(
-            "Validate every (epochs)",
-            min_value=1,
-            max_value=keys.MAX_VAL_EVERY_UI,
-            step=1,
-            key="cfg_val_every",
-            on_change=keys.mark_custom,
-            help="The validation set is scored after every n-th epoch and after the last. "
-            "With full-batch training an epoch is one step, and scoring each time can cost "
-            "as much as the step.",
-        )
-        st.slider(
-            "Augment: random shift (pixels)",
-            0,
-            keys.MAX_SHIFT_UI,
-            step=1,
-            key="cfg_shift",
-            on_change=keys.mark_custom,
-            help="Each training image is moved by up to this many pixels, a new draw per batch.",
-        )
-        st.slider(
-            "Augment: random rotation (degrees)",
-            0.0,
-            keys.MAX_ROTATION_UI,
-            step=1.0,
-            key="cfg_rotation",
-            on_change=keys.mark_custom,
-            help="Each training image is turned by up to this angle, either way.",
-        )
-        st.number_input(
-            "Seed",
-            min_value=0,
-            max_value=2**31 - 1,
-            step=1,
-            key="cfg_seed",
-            on_change=keys.mark_custom,
+        _notice(key)
+
+
+def _help(setting: Setting, limits: Limits) -> str:
+    text = setting.help[0].upper() + setting.help[1:] + "."
+    if setting.widget == "number":
+        low, high = setting.bounds(limits)
+        text += f" From {setting.fmt(low)} to {setting.fmt(high)} on this server."
+    return text
+
+
+def _notice(key: str | None) -> None:
+    """The message about a replaced value, under the widget it concerns."""
+    notice = st.session_state.get(keys.SETTINGS_NOTICE)
+    if notice and notice[0] == key:
+        st.warning(notice[1], icon=":material/info:")
+
+
+def _share_box() -> None:
+    with st.expander("Share these settings"):
+        link = f"{_base_url()}?{share.query_string(st.session_state)}"
+        st.code(link, language=None, wrap_lines=True)
+        st.caption(
+            "Opening this link restores these settings (not the trained model). The page's "
+            "address follows the settings too, so a reload keeps them."
         )
 
 
@@ -181,30 +174,28 @@ def render_sidebar() -> Limits:
             help="Resume a stopped run, or train a finished one for more epochs.",
         )
         c5.button("Reset", key="btn_reset", on_click=runner.on_reset, help="Forget the run.")
-        st.number_input(
-            "More epochs (Continue)",
-            min_value=1,
-            max_value=limits.max_epochs,
-            step=1,
-            key="more_epochs",
+        _number_box(
+            MORE_EPOCHS,
+            key=MORE_EPOCHS.key,
+            on_change=keys.keep_in_bounds,
+            args=(MORE_EPOCHS,),
+            help=_help(MORE_EPOCHS, limits),
         )
+        _notice(MORE_EPOCHS.key)
         if ss.get(keys.CONTROL_ERROR):
             st.error(ss[keys.CONTROL_ERROR])
         live_area(lambda: runner.progress_panel(st.session_state.get(keys.RUN)), every=1.0)
         st.divider()
         data_ui.data_section(limits)
         _settings(limits)
-        with st.expander("Share these settings"):
-            query = share.query_string(ss)
-            base = _base_url()
-            st.code(f"{base}?{query}", language=None)
-            st.caption("Opening this link restores these settings (not the trained model).")
+        _share_box()
         st.caption(
             f"Server caps: {limits.max_epochs} epochs, {limits.max_width} units per layer, "
             f"{limits.max_train_seconds:g} s per run, {limits.max_concurrent} trainings at "
             f"once, {limits.max_upload_mb:g} MB uploads. Self-hosting? Raise them with the "
             "DIGITLAB_MAX_* environment variables (docs/DEPLOY.md)."
         )
+    share.sync_url(st)
     return limits
 
 

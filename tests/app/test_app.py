@@ -267,3 +267,60 @@ def test_weights_page_shows_unit_and_change_since_init(app):
     assert not app.exception, app.exception
     change = live - run.trainer.snapshots[0][:, 0].reshape(28, 28).astype(np.float32)
     np.testing.assert_allclose(_heatmap_z(app, "unit_in_chart"), change, atol=1e-3)
+
+
+def test_share_link_with_bad_values_works_and_names_them():
+    at = AppTest.from_file(APP, default_timeout=60)
+    bad = {"e": "inf", "b": "1e400", "seed": "nan", "n": "9" * 400, "ve": "-1", "sh": "1e999"}
+    at.query_params.update({**bad, "lr": "abc", "h": "64"})
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.button(key="btn_start").disabled is False
+    ss = at.session_state
+    assert (ss["cfg_epochs"], ss["cfg_batch"], ss["cfg_seed"]) == (500, 1024, 0)
+    assert (ss["cfg_subset"], ss["cfg_val_every"], ss["cfg_shift"]) == (20000, 1, 4)
+    assert ss["cfg_lr"] == pytest.approx(1e-3) and ss["cfg_h0"] == 64
+    (warning,) = [w.value for w in at.sidebar.warning]
+    for key, raw in {**bad, "lr": "abc"}.items():
+        assert f"{key}={raw[:24]}" in warning, key
+    assert "e=inf is above this server's cap, 500, so 500 is used" in warning
+    assert "lr=abc is not a number, so 0.001 is used" in warning
+    assert at.query_params["e"] == "500"  # the link in the address bar is the one in use
+
+
+def test_a_typed_number_out_of_bounds_is_replaced_and_said(app):
+    epochs = app.sidebar.number_input(key="cfg_epochs")
+    epochs.set_value(-3)
+    app.run()
+    assert not app.exception, app.exception
+    assert app.sidebar.number_input(key="cfg_epochs").value == 1
+    assert [w.value for w in app.sidebar.warning] == [
+        "Epochs: -3 is below the minimum, 1; it is set to 1."
+    ]
+    app.sidebar.number_input(key="cfg_h0").set_value(100000)
+    app.run()
+    assert app.sidebar.number_input(key="cfg_h0").value == 512
+    assert [w.value for w in app.sidebar.warning] == [
+        "Units in hidden layer 1: 100000 is above this server's cap, 512; it is set to 512."
+    ]
+    app.sidebar.selectbox(key="cfg_subset").set_value(2000)
+    app.sidebar.button(key="btn_step").click()
+    app.run()
+    run = app.session_state["run"]
+    assert run.config.epochs == 1 and run.model.sizes[1] == 512  # what the boxes show
+
+
+def test_the_address_follows_the_settings_so_a_reload_keeps_them():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"p": "notebook", "e": "20"})
+    at.run()
+    at.sidebar.number_input(key="cfg_epochs").set_value(7)
+    at.run()
+    assert at.query_params["e"] == "7" and at.query_params["p"] == "custom"
+    reloaded = AppTest.from_file(APP, default_timeout=60)
+    reloaded.query_params.update(dict(at.query_params))
+    reloaded.run()
+    assert not reloaded.exception, reloaded.exception
+    ss = reloaded.session_state
+    assert ss["cfg_epochs"] == 7 and ss["cfg_optimizer"] == "gd" and ss["cfg_h0"] == 10
+    assert not reloaded.sidebar.warning  # the synced link holds only usable values

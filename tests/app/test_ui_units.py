@@ -94,18 +94,66 @@ def test_share_round_trip():
     limits = get_limits({})
     state = keys.widget_values(PRESETS["accurate"], limits)
     state.update(cfg_preset="accurate", cfg_subset=5000)
-    restored = share.from_query(share.to_query(state), limits)
-    for key, value in restored.items():
+    found = share.from_query(share.to_query(state), limits)
+    assert found.replaced == ()
+    assert found.values["cfg_layers"] == 2 and found.values["cfg_h1"] == 128
+    for key, value in found.values.items():
         assert state[key] == value, key
-    assert restored["cfg_layers"] == 2 and restored["cfg_h1"] == 128
+    linked = {s.key for s in share.LINKED} | {"cfg_preset", "cfg_h0", "cfg_h1"}
+    assert set(found.values) == linked  # every setting of the table travels in the link
 
 
-def test_share_ignores_bad_values():
+@pytest.mark.parametrize(
+    ("url", "raw", "key", "used", "problem"),
+    [
+        ("e", "inf", "cfg_epochs", 500, "above this server's cap, 500"),
+        ("e", "1e400", "cfg_epochs", 500, "above this server's cap, 500"),
+        ("e", "9" * 400, "cfg_epochs", 500, "above this server's cap, 500"),
+        ("e", "-3", "cfg_epochs", 1, "below the minimum, 1"),
+        ("b", "inf", "cfg_batch", 1024, "above the maximum, 1024"),
+        ("seed", "1e400", "cfg_seed", 2**31 - 1, "above the maximum"),
+        ("n", "inf", "cfg_subset", 20000, "above the maximum"),
+        ("ve", "-inf", "cfg_val_every", 1, "below the minimum, 1"),
+        ("sh", "99999999999999999999", "cfg_shift", 4, "above the maximum, 4"),
+        ("rot", "1e308", "cfg_rotation", 20.0, "above the maximum, 20"),
+        ("lr", "0.0002", "cfg_lr", 3e-4, "not offered"),
+        ("d", "0.23", "cfg_dropout", 0.25, "slider's steps"),
+    ],
+)
+def test_share_clamps_every_number_and_says_so(url, raw, key, used, problem):
     limits = get_limits({})
-    out = share.from_query(
-        {"a": "evil", "e": "99999", "h": "10-x", "lr": "abc", "d": "0.3"}, limits
+    found = share.from_query({url: raw}, limits)
+    assert found.values[key] == used
+    (replaced,) = found.replaced
+    assert replaced.url == url and replaced.raw == raw and problem in replaced.problem
+
+
+def test_share_names_each_unusable_value_and_what_is_used():
+    limits = get_limits({})
+    state = keys.widget_values(PRESETS["fast"], limits)
+    found = share.from_query(
+        {"a": "evil", "e": "inf", "h": "10-x", "lr": "abc", "d": "0.3", "p": "nope"}, limits
     )
-    assert out == {"cfg_dropout": 0.3}
+    assert found.values == {"cfg_epochs": 500, "cfg_dropout": 0.3}
+    state.update(found.values)
+    message = share.replaced_message(found.replaced, state)
+    for part in (
+        "p=nope is not one of custom",
+        "a=evil is not one of relu",
+        "so relu is used",
+        "e=inf is above this server's cap, 500, so 500 is used",
+        "h=10-x is not a list of layer widths such as 128-64, so 128-64 is used",
+        "lr=abc is not a number, so 0.001 is used",
+    ):
+        assert part in message, part
+    assert "d=" not in message  # 0.3 was used as given
+    assert share.replaced_message((), state) is None
+
+
+def test_share_shortens_a_long_bad_value_in_the_message():
+    found = share.from_query({"e": "x" * 5000}, get_limits({}))
+    message = share.replaced_message(found.replaced, {"cfg_epochs": 3})
+    assert len(message) < 200 and "e=" + "x" * share.SHOWN_CHARS + "…" in message
 
 
 def test_config_from_state_matches_the_preset():
@@ -146,7 +194,12 @@ def test_gate_caps_and_queues_in_order():
     second.join(2)
     third.join(2)
     assert order == [2, 3]
-    assert not gate.acquire(4, lambda: True) or gate.active == 1
+    assert gate.active == 0  # both released their slot
+    assert gate.acquire(5, lambda: False) and gate.active == 1
+    assert not gate.acquire(6, lambda: True)  # gave up while the slot was taken
+    assert gate.active == 1 and gate.position(6) == 0  # and left the queue
+    gate.release(5)
+    assert gate.active == 0
 
 
 def test_history_view_is_consistent():
@@ -163,10 +216,27 @@ def test_shapes_rows():
     assert rows[2]["parameters"] == 110
 
 
-def test_train_config_fields_all_have_widgets():
-    widget_fields = set(keys.FIELD_KEYS) | {"hidden"}
-    skipped = {"nesterov", "step_epochs", "gamma", "early_stopping", "dtype"}
-    assert set(TrainConfig().to_dict()) - widget_fields == skipped
+def test_every_train_config_field_is_in_the_settings_table():
+    from nn_core.settings import SETTINGS
+
+    assert [s.name for s in SETTINGS] == list(TrainConfig().to_dict())
+    widgets = {s.name for s in SETTINGS if s.widget}
+    assert set(TrainConfig().to_dict()) - widgets == {
+        "nesterov", "step_epochs", "gamma", "early_stopping", "dtype",
+    }  # fmt: skip
+    for s in SETTINGS:
+        assert bool(s.widget) == bool(s.key) == bool(s.url), s.name  # a widget is linked
+    urls = [s.url for s in share.LINKED]
+    assert len(urls) == len(set(urls)) and share.PRESET_URL not in urls
+
+
+def test_widget_values_clamp_to_the_servers_caps():
+    limits = get_limits({"DIGITLAB_MAX_EPOCHS": "20", "DIGITLAB_MAX_WIDTH": "100"})
+    config = TrainConfig(hidden=(300, 50), epochs=99)
+    values = keys.widget_values(config, limits)
+    assert values["cfg_epochs"] == 20
+    assert (values["cfg_layers"], values["cfg_h0"], values["cfg_h1"]) == (2, 100, 50)
+    assert keys.config_from_state(values) == config.replace(hidden=(100, 50), epochs=20)
 
 
 def test_blas_threads_cap_from_environment_is_applied():
@@ -176,9 +246,10 @@ def test_blas_threads_cap_from_environment_is_applied():
 
     assert get_limits({}).blas_threads == 1
     assert get_limits({"DIGITLAB_BLAS_THREADS": "2"}).blas_threads == 2
-    limiter = limit_blas_threads.__wrapped__(1)  # uncached, so it can be undone here
+    limiter = limit_blas_threads(1)
     try:
         blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
         assert blas and all(p["num_threads"] == 1 for p in blas)
     finally:
         limiter.restore_original_limits()
+        limit_blas_threads.clear()  # the next call applies the cap again
