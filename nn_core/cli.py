@@ -1,8 +1,9 @@
 """Command line: ``python -m nn_core {train,evaluate,predict}`` (each has ``--help``).
 
 Exit status: 0 on success, 2 for bad arguments (one ``error: ...`` line on stderr),
-1 for data or model files that cannot be used (one line too), 130 when interrupted
-(Ctrl-C): ``train`` then stops after the current batch and saves what was trained first.
+1 for data or model files that cannot be used (one line too), 3 when ``train`` diverged
+(one line with the fix; nothing is saved), 130 when interrupted (Ctrl-C): ``train`` then
+stops after the current batch and saves what was trained first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from nn_core.settings import SETTINGS, TRAIN_SUBSET, Setting, parse_hidden
 
 PROG = "python -m nn_core"
 INTERRUPTED = 130
+DIVERGED = 3
 # An image's pixels are decoded only below this: a 10000x10000 PNG takes over 1 GB.
 MAX_IMAGE_PIXELS = 40_000_000
 PER_EPOCH_KEYS = (
@@ -93,11 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Train, evaluate and use digitlab's NumPy neural network on digit images.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,predict}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,predict,sweep,lr-find}")
     sub.required = True
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    from nn_core.cli_experiments import add_experiment_commands  # sweep, lr-find
+
+    add_experiment_commands(sub)
     return parser
 
 
@@ -307,6 +312,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         dataset = dataset.subset(args.train_subset, seed=config.seed)
     trainer = _new_trainer(config, dataset)
     wall, interrupted = _fit(trainer, quiet=args.quiet)
+    if trainer.divergence is not None:
+        print(f"error: {trainer.divergence.sentence}", file=sys.stderr)
+        return DIVERGED
     _save(args.out, trainer, dataset, test=None)
     if interrupted:
         _write_metrics(args, trainer, dataset, wall, test=None)
