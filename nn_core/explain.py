@@ -400,7 +400,7 @@ def counterfactual(
     images: np.ndarray,
     targets: int | np.ndarray,
     penalty: str = "l1",
-    strength: float = 0.3,
+    strength: float = 0.4,
     step_size: float = 0.05,
     max_steps: int = 300,
     min_probability: float = 0.5,

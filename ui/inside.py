@@ -299,7 +299,7 @@ def seen_panel(image, probs, names, picked: Picked, predicted: int) -> None:
             width="stretch",
         )
     st.caption(
-        f"The {image.shape[0]}x{image.shape[1]} pixels below are all the network gets. "
+        f"The {image.shape[0]}x{image.shape[1]} pixels on the left are all the network gets. "
         "The bars are its probabilities for each class"
         + (
             " (green: the true class, red: a wrong answer)."
@@ -363,10 +363,7 @@ def contributions_panel(model, batch, names, predicted: int) -> None:
         )
     with right:
         maps = ex.unit_gradient(model, batch, model.n_layers - 2, units)[0]
-        st.image(
-            [figs.diverging_rgb(m.reshape(batch.shape[1:]), 3) for m in maps],
-            caption=[f"u{u}: {v:+.2f}" for u, v in zip(units, values)],
-        )
+        unit_tiles(maps.reshape(len(units), *batch.shape[1:]), units, values)
         if deep:
             st.caption(
                 "What each unit responds to in this image: the gradient of its input with "
@@ -378,6 +375,14 @@ def contributions_panel(model, batch, names, predicted: int) -> None:
                 "Each unit's first-layer weights as an image: red pixels excite it, blue "
                 "ones inhibit it."
             )
+
+
+def unit_tiles(maps: np.ndarray, units: np.ndarray, values: np.ndarray, per_row: int = 4) -> None:
+    """One small diverging image per unit, ``per_row`` to a row, captioned with its vote."""
+    for start in range(0, len(units), per_row):
+        cols = st.columns(per_row)
+        for col, m, u, v in zip(cols, maps[start:], units[start:], values[start : start + per_row]):
+            col.image(figs.diverging_rgb(m, 4), caption=f"u{u}: {v:+.2f}", width=112)
 
 
 def saliency_panel(model, batch, names, predicted: int) -> None:
@@ -488,9 +493,10 @@ def show_counterfactual(result: ex.Counterfactual, image, names, predicted: int,
             f"{final[target]:.0%}. Try another target."
         )
     cols = st.columns([1, 1, 1, 3])
-    cols[0].image(digit_image(image, 4), caption=f"before: {names[predicted]}")
-    cols[1].image(figs.diverging_rgb(change, 4), caption="change (red: ink added)")
-    cols[2].image(digit_image(after, 4), caption=f"after: {names[int(final.argmax())]}")
+    side = 28 * 4
+    cols[0].image(digit_image(image, 4), caption=f"before: {names[predicted]}", width=side)
+    cols[1].image(figs.diverging_rgb(change, 4), caption="change (red: ink added)", width=side)
+    cols[2].image(digit_image(after, 4), caption=f"after: {names[int(final.argmax())]}", width=side)
     with cols[3]:
         st.plotly_chart(
             figs.probability_path_figure(result.prob_path[0], names, predicted, target),

@@ -19,11 +19,11 @@ STRONGEST = 20
 
 # Diverging, transparent at zero: over a digit, only the pixels that matter are coloured.
 OVERLAY_SCALE = [
-    [0.0, "rgba(33, 102, 172, 0.95)"],
-    [0.35, "rgba(103, 169, 207, 0.6)"],
+    [0.0, "rgba(33, 102, 172, 0.85)"],
+    [0.3, "rgba(103, 169, 207, 0.45)"],
     [0.5, "rgba(255, 255, 255, 0)"],
-    [0.65, "rgba(239, 138, 98, 0.6)"],
-    [1.0, "rgba(178, 24, 43, 0.95)"],
+    [0.7, "rgba(239, 138, 98, 0.45)"],
+    [1.0, "rgba(178, 24, 43, 0.85)"],
 ]
 
 

@@ -1,0 +1,149 @@
+"""The Inside page in a real browser: draw a digit, follow it through the network, make it
+another digit; upload images, good and bad.
+
+The tests share one browser page, in file order, and use the starter model (no training
+needed). Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def app(browser, browser_context_args, open_app):
+    context = browser.new_context(**browser_context_args)
+    page = context.new_page()
+    try:
+        yield open_app(page)
+    finally:
+        context.close()
+
+
+def _bars(plots, key):
+    return [p["traces"][0] for p in plots if p["key"] == key and p["traces"]]
+
+
+def _source(app, label: str) -> None:
+    app.main.locator(".st-key-inside_source").get_by_text(label, exact=True).click()
+    app.settle()
+
+
+def _upload(app, tmp_path, name: str, data: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    app.main.locator(".st-key-inside_upload input[type=file]").set_input_files(str(path))
+    app.settle()
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_drawn_digit_is_explained_inside(app):
+    app.nav("Draw")
+    app.draw_vertical_stroke()
+    drawn = app.prediction()
+
+    app.nav("Inside")
+    expect(app.main.locator(".st-key-inside_source input[type=radio]").first).to_be_checked()
+    heading = app.main.get_by_text(re.compile(r"Prediction: \d \(\d+%\)"))
+    expect(heading).to_be_visible()
+    assert int(re.search(r"Prediction: (\d)", heading.inner_text()).group(1)) == drawn
+
+    def ready(plots):
+        return (
+            _bars(plots, "inside_layer_0")
+            and _bars(plots, "inside_contrib")
+            and len(next((p["traces"] for p in plots if p["key"] == "inside_saliency"), [])) == 2
+        )
+
+    plots = app.wait_plots(ready)
+    layer = _bars(plots, "inside_layer_0")[0]
+    assert layer["type"] == "bar" and len(layer["x"]) >= 1
+    assert all(x.startswith("u") for x in layer["x"]), layer["x"]
+    digit, heat = next(p["traces"] for p in plots if p["key"] == "inside_saliency")
+    assert (digit["type"], heat["type"]) == ("heatmap", "heatmap")
+    assert (digit["z_rows"], digit["z_cols"]) == (28, 28) == (heat["z_rows"], heat["z_cols"])
+    app.screenshot("inside_drawing")
+
+
+def test_the_saliency_method_changes_the_overlay(app):
+    app.main.locator(".st-key-inside_method").get_by_text("Occlusion", exact=True).click()
+    app.settle()
+    expect(app.main.get_by_text(re.compile(r"is blacked out"))).to_be_visible()
+    plots = app.wait_plots(
+        lambda ps: any(p["key"] == "inside_saliency" and len(p["traces"]) == 2 for p in ps)
+    )
+    assert plots
+
+
+def test_make_it_the_runner_up(app):
+    box = app.main.locator(".st-key-inside_target input[role=combobox]")
+    runner_up = re.search(r"^(\d) \(the runner-up\)$", box.input_value()).group(1)
+    button = app.main.locator(".st-key-inside_cf_go button")
+    expect(button).to_have_text(f"Find the smallest change to make it a {runner_up}")
+    button.click()
+    reached = app.main.get_by_text(re.compile(r"Reached: the network now says \d"))
+    expect(reached).to_be_visible(timeout=30_000)
+    assert f"now says {runner_up} (" in reached.inner_text()
+    app.settle()
+    plots = app.wait_plots(lambda ps: any(p["key"] == "inside_cf_path" for p in ps))
+    path = next(p for p in plots if p["key"] == "inside_cf_path")["traces"]
+    assert len(path) == 10
+    target_line = path[int(runner_up)]["y"]
+    assert target_line[-1] >= 0.5 > target_line[0], target_line
+    expect(app.main.get_by_text("after: " + runner_up, exact=True)).to_be_visible()
+    app.screenshot("inside_counterfactual")
+
+
+def test_an_uploaded_digit_is_explained(app, tmp_path):
+    _source(app, "Upload a PNG or JPG")
+    expect(app.main.get_by_text("Upload a PNG or JPG of one digit, dark on light")).to_be_visible()
+    page = np.full((120, 120), 240, np.uint8)
+    page[20:100, 55:65] = 10  # a dark "1" on a light page
+    _upload(app, tmp_path, "one.png", _png(page))
+    expect(app.main.get_by_text("Showing your upload “one.png”.")).to_be_visible()
+    app.wait_plots(lambda ps: bool(_bars(ps, "inside_layer_0")))
+
+
+def test_an_upload_that_is_not_an_image_gets_one_sentence(app, tmp_path):
+    _upload(app, tmp_path, "notes.png", b"these are my notes, not a picture")
+    expect(
+        app.main.get_by_text(
+            "“notes.png” is not an image this page can read: upload a PNG or JPG of one digit."
+        )
+    ).to_be_visible()
+    expect(app.main.locator(".st-key-inside_layer_0")).to_have_count(0)
+
+
+def test_a_huge_image_is_refused_from_its_header(app, tmp_path):
+    bomb = _png(np.zeros((4200, 4200), np.uint8))  # 17.6 megapixels in a few kB
+    _upload(app, tmp_path, "huge.png", bomb)
+    expect(
+        app.main.get_by_text(re.compile(r"“huge\.png” is 4,200 x 4,200 pixels, over this page"))
+    ).to_be_visible()
+    app.screenshot("inside_bad_upload")
+
+
+def test_an_empty_drawing_gets_one_sentence(app):
+    app.nav("Draw")
+    app.main.locator(".st-key-draw_clear button").click()
+    app.settle()
+    app.nav("Inside")
+    _source(app, "My drawing (Draw page)")
+    expect(
+        app.main.get_by_text(
+            "The drawing on the Draw page is empty: draw a digit there, then come back."
+        )
+    ).to_be_visible()
