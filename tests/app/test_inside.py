@@ -252,3 +252,23 @@ def test_size_problem_is_none_when_the_sizes_match():
     assert inside.size_problem(MLP(784, (4,), 10), np.zeros((28, 28))) is None
     assert "(8x8 images)" in inside.size_problem(MLP(64, (4,), 10), np.zeros((28, 28)))
     assert "images)" not in inside.size_problem(MLP(50, (4,), 10), np.zeros((28, 28)))
+
+
+def test_the_network_trained_in_this_session_is_the_one_explained(app):
+    from conftest import train_tiny
+
+    train_tiny(app)
+    run = app.session_state["run"]
+    open_inside(app)
+    app.radio(key="inside_source").set_value("test").run()
+    assert not app.exception, app.exception
+    captions = [c.value for c in app.caption]
+    assert any(
+        c.startswith("Showing the network trained in this session (784-16-10)") for c in captions
+    )
+    # one hidden layer of 16 units: every unit drawn, in order
+    layer = chart_spec(app, "inside_layer_0")["data"][0]
+    assert layer["x"] == [f"u{i}" for i in range(16)]
+    # and the first-layer units' images are their weights
+    assert any("first-layer weights as an image" in c for c in captions)
+    assert app.session_state["run"] is run
