@@ -281,7 +281,7 @@ def render_panels(picked: Picked) -> None:
     layers_panel(model, acts, names)
     contributions_panel(model, batch, names, predicted)
     saliency_panel(model, batch, names, predicted)
-    contrast_panel(model, batch, names, predicted, runner_up)
+    contrast_panel(model, batch, names, predicted, runner_up, acts.logits[0])
     counterfactual_panel(model, image, names, predicted, runner_up)
 
 
@@ -405,7 +405,7 @@ def saliency_panel(model, batch, names, predicted: int) -> None:
         )
 
 
-def contrast_panel(model, batch, names, predicted: int, runner_up: int) -> None:
+def contrast_panel(model, batch, names, predicted: int, runner_up: int, logits) -> None:
     options = [None, *(c for c in range(len(names)) if c != predicted)]
     ss = st.session_state
     if ss.get("inside_rival") not in options:
@@ -419,7 +419,6 @@ def contrast_panel(model, batch, names, predicted: int, runner_up: int) -> None:
     )
     rival = runner_up if rival is None else int(rival)
     heat = ex.contrast_gradient(model, batch, predicted, rival)[0]
-    logits = ex.layer_activations(model, batch).logits[0]
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(

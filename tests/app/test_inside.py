@@ -272,3 +272,39 @@ def test_the_network_trained_in_this_session_is_the_one_explained(app):
     # and the first-layer units' images are their weights
     assert any("first-layer weights as an image" in c for c in captions)
     assert app.session_state["run"] is run
+
+
+def test_a_wide_layer_shows_its_strongest_units_and_summarises_the_rest():
+    from ui import inside_figures as figs
+
+    values = np.zeros(512)
+    values[[7, 300, 41]] = [3.0, -5.0, 1.0]
+    values[100:140] = 0.01
+    view = figs.layer_view(values, strongest=3)
+    assert view.units.tolist() == [300, 7, 41]
+    assert view.values.tolist() == [-5.0, 3.0, 1.0]
+    assert view.summary == (
+        "512 units, 43 of them not zero. The 3 strongest are drawn; the other 509 are at most "
+        "0.01 (mean 0.00079) in size."
+    )
+    narrow = figs.layer_view(np.array([0.0, 2.0, -1.0]))
+    assert narrow.units.tolist() == [0, 1, 2] and narrow.summary == "3 units, 2 of them not zero."
+
+
+def test_diverging_images_are_red_for_positive_blue_for_negative_white_at_zero():
+    from ui import inside_figures as figs
+
+    rgb = figs.diverging_rgb(np.array([[2.0, 0.0, -2.0]]), factor=2)
+    assert rgb.shape == (2, 6, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 0].tolist() == [178, 24, 43]
+    assert rgb[0, 2].tolist() == [255, 255, 255]
+    assert rgb[0, 4].tolist() == [33, 102, 172]
+
+
+def test_the_gradient_equation_has_one_factor_per_layer_with_its_shape():
+    from ui import inside_figures as figs
+
+    latex = figs.gradient_equation([784, 512, 512, 10])
+    for shape in (r"784\times512", r"512\times512", r"512\times 1"):
+        assert shape in latex
+    assert latex.count("W^{[") == 3 and latex.count("diag") == 2

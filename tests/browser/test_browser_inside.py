@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -147,3 +148,34 @@ def test_an_empty_drawing_gets_one_sentence(app):
             "The drawing on the Draw page is empty: draw a digit there, then come back."
         )
     ).to_be_visible()
+
+
+def _probabilities(app) -> list[float]:
+    bars = _bars(app.plots(key="inside_probs"), "inside_probs")
+    return bars[0]["y"] if bars else []
+
+
+def test_the_view_follows_the_network_while_it_trains(app):
+    # A run long enough to watch: 784-32-10 on 20,000 images, epochs far beyond reach.
+    app.select("cfg_subset", "20,000")
+    app.number("cfg_layers", 1)
+    app.number("cfg_h0", 32)
+    app.expand("cfg_epochs")
+    app.number("cfg_epochs", 500)
+    _source(app, "A test image")
+    app.button("btn_start").click()
+    expect(
+        app.main.get_by_text(re.compile(r"Showing the network trained in this session"))
+    ).to_be_visible()
+    try:
+        plots = app.wait_plots(lambda ps: bool(_bars(ps, "inside_probs")), key="inside_probs")
+        first = _bars(plots, "inside_probs")[0]["y"]
+        later, deadline = first, time.monotonic() + 30
+        while later == first and time.monotonic() < deadline:
+            time.sleep(0.5)
+            later = _probabilities(app) or first
+        assert later != first, "the probabilities never changed while the network trained"
+        expect(app.main.get_by_text(re.compile(r"epoch [\d.]+ of 500, training…"))).to_be_visible()
+    finally:
+        app.button("btn_stop").click()
+    expect(app.main.get_by_text(re.compile(r"epoch [\d.]+ of 500, paused"))).to_be_visible()
