@@ -21,6 +21,13 @@ ENV_DEFAULTS: dict[str, float] = {
     # BLAS threads per matrix product. One: concurrent trainings then each get a core,
     # where two-thread products slow down many times over as soon as a core is busy.
     "DIGITLAB_BLAS_THREADS": 1,
+    "DIGITLAB_MAX_QUEUE": 4,  # trainings waiting for a slot; more are refused politely
+    # Memory: what one session may hold (its run, uploads, model), and all sessions
+    # together; the server itself (Streamlit, the shared MNIST) needs ~250 MB on top.
+    "DIGITLAB_MAX_SESSION_MB": 300,
+    "DIGITLAB_MAX_SERVER_MB": 700,
+    # A run whose tab has had no connection this long is stopped and frees its slot.
+    "DIGITLAB_SESSION_GRACE_SECONDS": 15,
 }
 
 
@@ -33,10 +40,22 @@ class Limits:
     max_upload_mb: float
     max_concurrent: int
     blas_threads: int
+    max_queue: int = 4
+    max_session_mb: float = 300
+    max_server_mb: float = 700
+    session_grace_seconds: float = 15
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_session_bytes(self) -> int:
+        return int(self.max_session_mb * 1024 * 1024)
+
+    @property
+    def max_server_bytes(self) -> int:
+        return int(self.max_server_mb * 1024 * 1024)
 
 
 def _read(name: str, environ: dict[str, str]) -> float:
@@ -62,4 +81,8 @@ def get_limits(environ: dict[str, str] | None = None) -> Limits:
         max_upload_mb=float(_read("DIGITLAB_MAX_UPLOAD_MB", env)),
         max_concurrent=max(1, int(_read("DIGITLAB_MAX_CONCURRENT", env))),
         blas_threads=max(1, int(_read("DIGITLAB_BLAS_THREADS", env))),
+        max_queue=int(_read("DIGITLAB_MAX_QUEUE", env)),
+        max_session_mb=float(_read("DIGITLAB_MAX_SESSION_MB", env)),
+        max_server_mb=float(_read("DIGITLAB_MAX_SERVER_MB", env)),
+        session_grace_seconds=float(_read("DIGITLAB_SESSION_GRACE_SECONDS", env)),
     )
