@@ -89,29 +89,6 @@ def softmax_cross_entropy(
     return loss, probs_out
 
 
-def mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean cross-entropy of softmax(logits) against integer labels, from the logits.
-
-    Log-sum-exp, accumulated in float64: right even for mistakes so confident that their
-    probabilities underflow to 0, where a loss computed from probabilities is not.
-
-    Parameters
-    ----------
-    logits : ndarray of shape (n_samples, n_classes)
-        Left unchanged.
-    labels : ndarray of shape (n_samples,)
-
-    Returns
-    -------
-    float
-    """
-    shifted = logits - row_max(logits)[:, None]  # z_ik - max_k z_ik
-    true_shifted = shifted[np.arange(labels.shape[0]), labels].astype(np.float64)
-    np.exp(shifted, out=shifted)
-    sums = shifted @ np.ones(shifted.shape[1], shifted.dtype)  # row sums, see row_max
-    return float(np.mean(np.log(sums.astype(np.float64)) - true_shifted))
-
-
 def softmax_cross_entropy_grad(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Turn probabilities, in place, into d(mean loss)/d(logits) = (probs - onehot) / n.
 

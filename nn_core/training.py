@@ -26,7 +26,7 @@ from nn_core.divergence import (
     layer_changes,
     suggested_lr,
 )
-from nn_core.losses import mean_cross_entropy
+from nn_core.metrics import cross_entropy_from_logits
 from nn_core.network import MLP, layer_views
 from nn_core.optimizers import learning_rate, make_optimizer
 
@@ -559,5 +559,7 @@ def _kept_note(kept_epoch: int | None) -> str:
 
 
 def _loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of logits of shape (n, classes) against y."""
-    return mean_cross_entropy(logits, y), float(np.mean(logits.argmax(axis=1) == y))
+    """Mean cross-entropy (log-sum-exp: right for however confident a mistake) and accuracy
+    of logits of shape (n, classes) against y."""
+    loss = float(np.mean(cross_entropy_from_logits(logits, y)))
+    return loss, float(np.mean(logits.argmax(axis=1) == y))

@@ -141,3 +141,22 @@ def test_fused_training_loss_matches_the_reference_loss_function():
     pre, _ = model.forward(x, return_all=True)
     reference, _ = softmax_cross_entropy(pre[-1], y)
     assert loss == pytest.approx(reference, rel=1e-12)
+
+
+def test_logits_are_the_output_pre_activations_and_give_the_probabilities():
+    from nn_core.losses import softmax
+
+    model = MLP(16, (8,), 3, seed=0, input_scale=1.0)
+    x = np.random.default_rng(2).standard_normal((5000, 16)).astype(np.float32)
+    pre, act = model.forward(x, return_all=True)
+    np.testing.assert_allclose(model.logits(x), pre[-1], rtol=1e-6)
+    np.testing.assert_allclose(softmax(model.logits(x)), act[-1], rtol=1e-5)
+
+
+def test_a_batch_gradient_counts_the_right_answers_of_the_weights_it_was_taken_at():
+    x, y = small_problem(6, n=40)
+    model = small_model("tanh")
+    expected = int(np.sum(model.predict(x) == y))
+    result = model.loss_and_gradient(x, y)
+    assert result.n_correct == expected
+    assert result.grads is model.grads

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from nn_core.config import PRESETS, TrainConfig
+from nn_core.network import MLP
 from nn_core.training import Callbacks, Trainer
 
 
@@ -212,8 +213,34 @@ def test_first_layer_snapshots_per_epoch():
     trainer.fit()
     assert sorted(trainer.snapshots) == [0, 1, 2, 3]
     assert trainer.snapshots[3].shape == (64, 16)
-    np.testing.assert_allclose(trainer.snapshots[3], trainer.model.weights[0], atol=1e-2)
+    # float32, exactly the weights: float16 rounded them and overflowed past 65504
+    np.testing.assert_array_equal(trainer.snapshots[3], trainer.model.weights[0])
     assert not np.allclose(trainer.snapshots[0], trainer.snapshots[3])
+
+
+def test_evaluation_loss_is_right_for_very_confident_mistakes():
+    # Two inputs, two classes, logits 600 apart: the true class's probability underflows
+    # to 0 in float32, and a loss taken from probabilities said 708 (-log of the smallest
+    # float64) instead of 600.
+    model = MLP(2, (), 2, dtype="float32", input_scale=1.0)
+    model.weights[0][...] = [[600.0, 0.0], [0.0, 600.0]]
+    model.biases[0][...] = 0.0
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    y = np.array([1, 0, 0])  # two confident mistakes, one confident right answer
+    trainer = Trainer(small(hidden=()), x, y, model=model, input_scale=1.0)
+    loss, accuracy = trainer.evaluate(x, y)
+    assert loss == pytest.approx(400.0, rel=1e-6)
+    assert accuracy == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("n", [300, 9000])  # 9,000 rows: the gradient is taken in chunks
+def test_batch_accuracy_is_that_of_the_weights_before_the_update(n):
+    x, y = blobs(n=n)
+    trainer = Trainer(small(optimizer="gd", batch_size=0, lr=0.5, val_fraction=0.0), x, y)
+    before = trainer.model.copy()
+    info = trainer.step()
+    assert info["accuracy"] == np.mean(before.predict(x) == y)
+    assert trainer.history.batch_accuracy == [info["accuracy"]]
 
 
 @pytest.mark.parametrize(
