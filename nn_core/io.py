@@ -22,13 +22,12 @@ the problem and the fix.
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import json
 import math
 import os
-import stat
 import zipfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +35,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nn_core.activations import ACTIVATIONS
-from nn_core.data.errors import DataError
-from nn_core.data.validate import read_file_like
-from nn_core.init import INITS
 from nn_core.network import MLP
+from nn_core.safe_read import (
+    ARCHIVE_ERRORS,
+    InputFileError,
+    Source,
+    file_name,
+    read_bounded,
+    read_npy,
+)
 
 FORMAT = "digitlab-mlp"
 FORMAT_VERSION = 1
@@ -51,12 +54,14 @@ MAX_CONFIG_BYTES = 1024**2
 MAX_CLASS_NAME = 200
 # Weights may take this many times the file's size once decompressed (see load_model).
 COMPRESSION_SLACK = 8
+SAVE_AGAIN = "Save the model again with digitlab."
 
-Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
-
-class ModelFileError(ValueError):
+class ModelFileError(InputFileError):
     """A model file that cannot be loaded; the message says why and what to do."""
+
+
+_read_array = functools.partial(read_npy, error=ModelFileError, fix=SAVE_AGAIN)
 
 
 @dataclass
@@ -199,7 +204,13 @@ def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
         shapes or dtypes disagree with the configuration, NaN/inf weights, more than
         ``MAX_LAYERS`` layers or layers wider than ``MAX_WIDTH``, or a file over the cap.
     """
-    data, label = _read_source(source, max_bytes)
+    name = file_name(source)
+    label = f"The model file {name}" if name else "The model file"
+    data = read_bounded(
+        source, label=label, max_bytes=max_bytes, error=ModelFileError, kind="a .npz model file"
+    )
+    if not data:
+        raise ModelFileError(f"{label} is empty. Save the model again.")
     if not data.startswith(b"PK"):
         raise ModelFileError(
             f"{label} is not a digitlab model: those are .npz (zip) archives. "
@@ -209,128 +220,24 @@ def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = {info.filename: info for info in archive.infolist()}
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise ModelFileError(
             f"{label} is damaged or truncated ({exc}). Download or save the model again."
         ) from exc
     with archive:
         document = _read_config(archive, members, label)
-        sizes, dtype = _check_config(document, label)
+        sizes = _check_config(document, label)
         _check_declared_size(sizes, len(data), label)
-        arrays = _read_layers(archive, members, sizes, label)
-    return _build(document, sizes, dtype, arrays, label)
-
-
-def _read_source(source: Source, max_bytes: int) -> tuple[bytes, str]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        label = "The model file"
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        label = f"The model file {path.name}"
-        try:
-            info = path.stat()
-            if stat.S_ISDIR(info.st_mode):
-                raise ModelFileError(f"{path} is a folder, not a model file.")
-            if not stat.S_ISREG(info.st_mode):
-                raise ModelFileError(
-                    f"{label} is not a regular file (a device, pipe or socket). Choose a .npz "
-                    "model file."
-                )
-            if info.st_size > max_bytes:
-                raise ModelFileError(_too_big(label, info.st_size, max_bytes))
-            with path.open("rb") as f:  # bounded: a file may grow while it is read
-                data = f.read(max_bytes + 1)
-        except FileNotFoundError as exc:
-            raise ModelFileError(f"{label} does not exist ({path}). Check the path.") from exc
-        except IsADirectoryError as exc:
-            raise ModelFileError(f"{path} is a folder, not a model file.") from exc
-        except OSError as exc:
-            raise ModelFileError(f"{label} cannot be read: {exc.strerror or exc}.") from exc
-        except ValueError as exc:  # e.g. a NUL byte in the path
-            if isinstance(exc, ModelFileError):
-                raise
-            raise ModelFileError(f"{label} cannot be read: {exc}. Check the path.") from exc
-    elif hasattr(source, "read"):
-        name = getattr(source, "name", None)
-        label = f"The model file {Path(str(name)).name}" if name else "The model file"
-        try:
-            data = read_file_like(source, label, max_bytes)
-        except DataError as exc:
-            raise ModelFileError(str(exc)) from exc
-    else:
-        raise ModelFileError(
-            f"cannot read a model from a {type(source).__name__}; give a path, bytes or a "
-            "binary file."
-        )
-    if len(data) > max_bytes:
-        raise ModelFileError(_too_big(label, len(data), max_bytes))
-    if not data:
-        raise ModelFileError(f"{label} is empty. Save the model again.")
-    return data, label
-
-
-def _too_big(label: str, size: int, max_bytes: int) -> str:
-    return (
-        f"{label} is too big ({size / 1024**2:.1f} MiB; the limit is "
-        f"{max_bytes / 1024**2:.0f} MiB). Digitlab models are far smaller: check that this "
-        "is the right file."
+        model = _empty_model(document, sizes, label)
+        _read_layers(archive, members, model, label)
+    shape = document.get("image_shape")
+    return LoadedModel(
+        model=model,
+        class_names=tuple(document["class_names"]),
+        image_shape=None if shape is None else (shape[0], shape[1]),
+        training=dict(document.get("training") or {}),
+        config=document,
     )
-
-
-def _read_npy_header(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str
-) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of an ``.npy`` member, from its header only (nothing allocated)."""
-    key = info.filename.removesuffix(".npy")
-    try:
-        with archive.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-    except (
-        ValueError,
-        OSError,
-        EOFError,
-        zipfile.BadZipFile,
-        SyntaxError,
-        zlib.error,
-        NotImplementedError,
-        RuntimeError,
-    ) as exc:
-        raise ModelFileError(
-            f"{label}: the array {key!r} is damaged ({exc}). Save the model again."
-        ) from exc
-    if dtype.hasobject:
-        raise ModelFileError(
-            f"{label}: the array {key!r} holds Python objects (pickled data), which digitlab "
-            "never loads because unpickling can run code. Save the model with digitlab."
-        )
-    return shape, dtype
-
-
-def _load_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> np.ndarray:
-    key = info.filename.removesuffix(".npy")
-    try:
-        with archive.open(info) as f:
-            return np.lib.format.read_array(f, allow_pickle=False)
-    except (
-        ValueError,
-        OSError,
-        EOFError,
-        zipfile.BadZipFile,
-        zlib.error,
-        NotImplementedError,
-        RuntimeError,
-    ) as exc:
-        raise ModelFileError(
-            f"{label}: the array {key!r} cannot be read ({exc}). The file is damaged or "
-            "truncated; save the model again."
-        ) from exc
 
 
 def _read_config(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], label: str) -> dict:
@@ -340,25 +247,25 @@ def _read_config(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], 
             f"{label} has no 'config_json' entry, so it is not a digitlab model (a plain "
             "NumPy archive, perhaps). Save the model with digitlab."
         )
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{label}: its configuration is implausibly large; refusing it.")
-    shape, dtype = _read_npy_header(archive, info, label)
-    if math.prod(shape) * dtype.itemsize > MAX_CONFIG_BYTES:
-        raise ModelFileError(
-            f"{label}: its configuration declares shape {shape}, implausibly large for a "
-            "digitlab model; refusing it. Save the model again."
-        )
-    raw = _load_member(archive, info, label)
-    if dtype == np.uint8 and raw.ndim == 1:
+
+    def plausible(shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if math.prod(shape) * dtype.itemsize > MAX_CONFIG_BYTES:
+            raise ModelFileError(
+                f"{label}: its configuration declares shape {shape}, implausibly large for a "
+                f"digitlab model; refusing it. {SAVE_AGAIN}"
+            )
+
+    raw = _read_array(archive, info, label=label, max_bytes=MAX_CONFIG_BYTES, check=plausible)
+    if raw.dtype == np.uint8 and raw.ndim == 1:
         text_bytes = raw.tobytes()
-    elif dtype.kind == "S" and raw.ndim <= 1 and raw.size == 1:
+    elif raw.dtype.kind == "S" and raw.ndim <= 1 and raw.size == 1:
         text_bytes = raw.reshape(()).item()
-    elif dtype.kind == "U" and raw.ndim <= 1 and raw.size == 1:
+    elif raw.dtype.kind == "U" and raw.ndim <= 1 and raw.size == 1:
         text_bytes = str(raw.reshape(()).item()).encode("utf-8")
     else:
         raise ModelFileError(
             f"{label}: 'config_json' should be a 1-d uint8 array of UTF-8 JSON, got "
-            f"{dtype} of shape {shape}. Save the model with digitlab."
+            f"{raw.dtype} of shape {raw.shape}. {SAVE_AGAIN}"
         )
     try:
         document = json.loads(text_bytes.decode("utf-8"))
@@ -371,84 +278,83 @@ def _read_config(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], 
     return document
 
 
-def _check_config(document: dict, label: str) -> tuple[list[int], np.dtype]:
-    fmt = document.get("format")
-    if fmt != FORMAT:
-        raise ModelFileError(
-            f"{label} is of format {fmt!r}, not {FORMAT!r}. Load a model saved by digitlab."
-        )
-    version = document.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{label}: format_version {version!r} is not a positive integer.")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{label} was written by a newer digitlab (format version {version}); this one "
-            f"reads up to version {FORMAT_VERSION}. Upgrade digitlab to load it."
-        )
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_config(document: dict, label: str) -> list[int]:
+    """Check what ``MLP(...)`` does not: the format, the sizes' bounds and the metadata.
+
+    Returns
+    -------
+    list of int
+        The layer sizes [inputs, hidden..., classes].
+    """
+
+    def require(ok: bool, problem: str) -> None:
+        if not ok:
+            raise ModelFileError(label + problem)
+
+    fmt, version = document.get("format"), document.get("format_version")
+    require(fmt == FORMAT, f" is of format {fmt!r:.80}, not {FORMAT!r}. Load a digitlab model.")
+    require(_is_int(version) and version >= 1, f": format_version {version!r:.80} is not valid.")
+    require(
+        version <= FORMAT_VERSION,
+        f" was written by a newer digitlab (format version {version}); this one reads up to "
+        f"version {FORMAT_VERSION}. Upgrade digitlab to load it.",
+    )
     arch = document.get("architecture")
-    if not isinstance(arch, dict):
-        raise ModelFileError(f"{label}: the configuration has no 'architecture' object.")
+    require(isinstance(arch, dict), ": the configuration has no 'architecture' object.")
     sizes = arch.get("sizes")
-    if (
-        not isinstance(sizes, list)
-        or len(sizes) < 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in sizes)
-    ):
-        raise ModelFileError(
-            f"{label}: architecture.sizes should be a list of at least 2 integers, got {sizes!r}."
-        )
-    if len(sizes) - 1 > MAX_LAYERS:
-        raise ModelFileError(
-            f"{label} declares {len(sizes) - 1} layers; digitlab loads at most {MAX_LAYERS}."
-        )
-    if any(s < 1 or s > MAX_WIDTH for s in sizes):
-        raise ModelFileError(
-            f"{label} declares layer sizes {sizes}; each must be between 1 and {MAX_WIDTH}."
-        )
-    if sizes[-1] < 2:
-        raise ModelFileError(f"{label}: a classifier needs at least 2 outputs, got {sizes[-1]}.")
-    if not isinstance(arch.get("activation"), str) or arch["activation"] not in ACTIVATIONS:
-        raise ModelFileError(
-            f"{label}: unknown activation {arch.get('activation')!r}; digitlab knows "
-            f"{', '.join(ACTIVATIONS)}."
-        )
-    if not isinstance(arch.get("init"), str) or arch["init"] not in INITS:
-        raise ModelFileError(f"{label}: unknown init {arch.get('init')!r}.")
-    if not isinstance(arch.get("dtype"), str) or arch["dtype"] not in ("float32", "float64"):
-        raise ModelFileError(
-            f"{label}: dtype must be float32 or float64, got {arch.get('dtype')!r}."
+    require(
+        isinstance(sizes, list) and len(sizes) >= 2 and all(map(_is_int, sizes)),
+        f": architecture.sizes should be a list of at least 2 integers, got {sizes!r:.80}.",
+    )
+    layers = len(sizes) - 1
+    require(
+        layers <= MAX_LAYERS, f" declares {layers} layers; digitlab loads at most {MAX_LAYERS}."
+    )
+    require(
+        all(1 <= s <= MAX_WIDTH for s in sizes),
+        f" declares layer sizes {sizes}; each must be between 1 and {MAX_WIDTH}.",
+    )
+    for key in ("activation", "init", "dtype"):  # MLP(...) checks the names themselves
+        value = arch.get(key)
+        require(
+            isinstance(value, str), f": architecture.{key} should be a name, not {value!r:.80}."
         )
     scale = document.get("input_scale")
-    if (
-        not isinstance(scale, (int, float))
-        or isinstance(scale, bool)
-        or not math.isfinite(scale)
-        or scale <= 0
-    ):
-        raise ModelFileError(f"{label}: input_scale must be a positive number, got {scale!r}.")
+    require(
+        isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < math.inf,
+        f": input_scale must be a positive number, got {scale!r:.80}.",
+    )
     names = document.get("class_names")
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ModelFileError(f"{label}: class_names should be a list of strings.")
-    if len(names) != sizes[-1]:
-        raise ModelFileError(
-            f"{label} names {len(names)} classes but the network has {sizes[-1]} outputs. "
-            "The file is inconsistent; save the model again."
-        )
-    if any(len(n) > MAX_CLASS_NAME for n in names):
-        raise ModelFileError(f"{label}: a class name is longer than {MAX_CLASS_NAME} characters.")
+    require(
+        isinstance(names, list) and all(isinstance(n, str) for n in names),
+        ": class_names should be a list of strings.",
+    )
+    require(
+        len(names) == sizes[-1],
+        f" names {len(names)} classes but the network has {sizes[-1]} outputs. The file is "
+        "inconsistent; save the model again.",
+    )
+    require(
+        all(len(n) <= MAX_CLASS_NAME for n in names),
+        f": a class name is longer than {MAX_CLASS_NAME} characters.",
+    )
     shape = document.get("image_shape")
-    if shape is not None and (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
-        or shape[0] * shape[1] != sizes[0]
-    ):
-        raise ModelFileError(
-            f"{label}: image_shape {shape!r} does not match the network's {sizes[0]} inputs."
-        )
-    if not isinstance(document.get("training", {}), dict):
-        raise ModelFileError(f"{label}: 'training' should be a JSON object.")
-    return sizes, np.dtype(arch["dtype"])
+    require(
+        shape is None
+        or (
+            isinstance(shape, list)
+            and len(shape) == 2
+            and all(_is_int(s) and s > 0 for s in shape)
+            and shape[0] * shape[1] == sizes[0]
+        ),
+        f": image_shape {shape!r:.80} does not match the network's {sizes[0]} inputs.",
+    )
+    require(isinstance(document.get("training", {}), dict), ": 'training' should be a JSON object.")
+    return sizes
 
 
 def _check_declared_size(sizes: list[int], file_size: int, label: str) -> None:
@@ -466,83 +372,68 @@ def _check_declared_size(sizes: list[int], file_size: int, label: str) -> None:
         )
 
 
+def _empty_model(document: dict, sizes: list[int], label: str) -> MLP:
+    """The network the configuration describes, before its weights are read."""
+    arch = document["architecture"]
+    try:
+        return MLP(
+            sizes[0],
+            sizes[1:-1],
+            sizes[-1],
+            activation=arch["activation"],
+            init=arch["init"],
+            dtype=arch["dtype"],
+            seed=0,
+            input_scale=float(document["input_scale"]),
+        )
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"{label}: {exc}. {SAVE_AGAIN}") from exc
+
+
 def _read_layers(
-    archive: zipfile.ZipFile,
-    members: dict[str, zipfile.ZipInfo],
-    sizes: list[int],
-    label: str,
-) -> list[np.ndarray]:
-    expected: dict[str, tuple[int, ...]] = {}
-    for i in range(len(sizes) - 1):
-        expected[f"W{i}"] = (sizes[i], sizes[i + 1])
-        expected[f"b{i}"] = (sizes[i + 1],)
+    archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], model: MLP, label: str
+) -> None:
+    """Copy each stored ``Wi``, ``bi`` into ``model`` after checking its shape and values."""
+    targets = {}
+    for i, (weight, bias) in enumerate(zip(model.weights, model.biases)):
+        targets[f"W{i}"], targets[f"b{i}"] = weight, bias
     present = {name.removesuffix(".npy") for name in members} - {"config_json"}
-    missing = [k for k in expected if k not in present]
-    extra = sorted(present - set(expected))
+    missing = [k for k in targets if k not in present]
+    extra = sorted(present - set(targets))
     if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)}")
-        if extra:
-            parts.append(f"unexpected {', '.join(extra[:5])}")
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"unexpected {', '.join(extra[:5])}"] if extra else []
         raise ModelFileError(
             f"{label} does not match its configuration ({'; '.join(parts)} for layer sizes "
-            f"{sizes}). The file is damaged or was edited; save the model again."
+            f"{list(model.sizes)}). The file is damaged or was edited; save the model again."
         )
-    arrays = []
-    for key, shape in expected.items():
+    for key, target in targets.items():
+
+        def fits(shape: tuple[int, ...], dtype: np.dtype, key=key, target=target) -> None:
+            if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+                raise ModelFileError(
+                    f"{label}: {key} is {dtype}, but weights must be float32 or float64. "
+                    "Save the model with digitlab."
+                )
+            if tuple(shape) != target.shape:
+                raise ModelFileError(
+                    f"{label}: {key} has shape {tuple(shape)} but the configuration (layer "
+                    f"sizes {list(model.sizes)}) needs {target.shape}. The file is "
+                    "inconsistent; save the model again."
+                )
+
         info = members[f"{key}.npy"]
-        found_shape, dtype = _read_npy_header(archive, info, label)
-        if dtype.kind != "f" or dtype.itemsize not in (4, 8):
-            raise ModelFileError(
-                f"{label}: {key} is {dtype}, but weights must be float32 or float64. Save the "
-                "model with digitlab."
-            )
-        if tuple(found_shape) != shape:
-            raise ModelFileError(
-                f"{label}: {key} has shape {tuple(found_shape)} but the configuration (layer "
-                f"sizes {sizes}) needs {shape}. The file is inconsistent; save the model again."
-            )
-        if info.file_size > dtype.itemsize * math.prod(shape) + 4096:
-            raise ModelFileError(f"{label}: {key} holds more data than its shape says.")
-        array = _load_member(archive, info, label)
+        array = _read_array(archive, info, label=label, max_bytes=8 * target.size, check=fits)
         if not np.all(np.isfinite(array)):
             raise ModelFileError(
                 f"{label}: {key} contains NaN or infinite values (the training diverged). "
                 "Train again with a lower learning rate."
             )
-        arrays.append(array)
-    return arrays
-
-
-def _build(
-    document: dict, sizes: list[int], dtype: np.dtype, arrays: list[np.ndarray], label: str
-) -> LoadedModel:
-    arch = document["architecture"]
-    model = MLP(
-        sizes[0],
-        sizes[1:-1],
-        sizes[-1],
-        activation=arch["activation"],
-        init=arch["init"],
-        dtype=dtype.name,
-        seed=0,
-        input_scale=float(document["input_scale"]),
-    )
-    with np.errstate(over="raise"):
-        try:
-            for i in range(len(sizes) - 1):
-                model.weights[i][...] = arrays[2 * i]
-                model.biases[i][...] = arrays[2 * i + 1]
-        except FloatingPointError as exc:
-            raise ModelFileError(
-                f"{label}: its float64 weights overflow {dtype.name}. Save the model again."
-            ) from exc
-    shape = document.get("image_shape")
-    return LoadedModel(
-        model=model,
-        class_names=tuple(document["class_names"]),
-        image_shape=None if shape is None else (shape[0], shape[1]),
-        training=dict(document.get("training") or {}),
-        config=document,
-    )
+        with np.errstate(over="raise"):
+            try:
+                target[...] = array
+            except FloatingPointError as exc:
+                raise ModelFileError(
+                    f"{label}: its float64 weights overflow {model.dtype.name}. "
+                    "Save the model again."
+                ) from exc

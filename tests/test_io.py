@@ -210,11 +210,12 @@ def test_class_names_must_match_outputs():
 
 def test_size_cap_and_missing_path(tmp_path):
     data = saved_bytes()
-    with pytest.raises(ModelFileError, match="too big"):
+    with pytest.raises(ModelFileError, match="too large") as info:
         load_model(data, max_bytes=100)
+    assert f"{len(data):,} bytes" in str(info.value) and info.value.over_limit
     path = tmp_path / "m.npz"
     path.write_bytes(data)
-    with pytest.raises(ModelFileError, match="too big"):
+    with pytest.raises(ModelFileError, match="too large"):
         load_model(path, max_bytes=100)
     with pytest.raises(ModelFileError, match="does not exist"):
         load_model(tmp_path / "nope.npz")

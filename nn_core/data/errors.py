@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from nn_core.safe_read import InputFileError
 
-class DataError(ValueError):
+
+class DataError(InputFileError):
     """Input data that cannot be used, with a message meant for a person.
 
     The message names the problem and the fix in one or two sentences, and mentions the

@@ -16,12 +16,12 @@ from nn_core.data.dataset import Dataset, build_dataset
 from nn_core.data.errors import DataError
 from nn_core.data.validate import (
     DEFAULT_MAX_BYTES,
+    Caps,
     Source,
     check_labels,
     check_not_empty,
     check_same_length,
     check_square_images,
-    gunzip_if_needed,
     is_dir,
     read_source,
 )
@@ -39,7 +39,11 @@ DTYPE_NAMES[0x0E] = "float64"
 
 
 def load_idx_images(
-    source: Source, *, name: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    source: Source,
+    *,
+    name: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_unzipped_bytes: int | None = None,
 ) -> np.ndarray:
     """Load an IDX image file (e.g. train-images-idx3-ubyte, raw or .gz).
 
@@ -48,19 +52,24 @@ def load_idx_images(
     source : str, PathLike, bytes or binary file-like
     name : str, optional
         Name for messages; defaults to the file name.
-    max_bytes : int
-        Cap on the file size and on its decompressed size.
+    max_bytes, max_unzipped_bytes : int
+        Caps on the file size and on its decompressed size (by default
+        ``UNZIP_FACTOR * max_bytes``).
 
     Returns
     -------
     ndarray of shape (N, H, W), uint8
     """
-    data, label = read_source(source, name=name, max_bytes=max_bytes)
-    return parse_idx_images(gunzip_if_needed(data, name=label, max_bytes=max_bytes), name=label)
+    data, label = read_source(source, name=name, caps=Caps.of(max_bytes, max_unzipped_bytes))
+    return parse_idx_images(data, name=label)
 
 
 def load_idx_labels(
-    source: Source, *, name: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    source: Source,
+    *,
+    name: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_unzipped_bytes: int | None = None,
 ) -> np.ndarray:
     """Load an IDX label file (e.g. train-labels-idx1-ubyte, raw or .gz).
 
@@ -69,15 +78,16 @@ def load_idx_labels(
     source : str, PathLike, bytes or binary file-like
     name : str, optional
         Name for messages; defaults to the file name.
-    max_bytes : int
-        Cap on the file size and on its decompressed size.
+    max_bytes, max_unzipped_bytes : int
+        Caps on the file size and on its decompressed size (by default
+        ``UNZIP_FACTOR * max_bytes``).
 
     Returns
     -------
     ndarray of shape (N,), int64
     """
-    data, label = read_source(source, name=name, max_bytes=max_bytes)
-    return parse_idx_labels(gunzip_if_needed(data, name=label, max_bytes=max_bytes), name=label)
+    data, label = read_source(source, name=name, caps=Caps.of(max_bytes, max_unzipped_bytes))
+    return parse_idx_labels(data, name=label)
 
 
 def _magic(data: bytes, *, name: str, expected: int) -> int:
@@ -188,6 +198,7 @@ def load_idx_folder(
     test_fraction: float = 0.15,
     seed: int = 0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_unzipped_bytes: int | None = None,
 ) -> Dataset:
     """Load a folder holding MNIST-style IDX files.
 
@@ -205,8 +216,9 @@ def load_idx_folder(
         Held-out share when there are no t10k files.
     seed : int
         Seed of the held-out split.
-    max_bytes : int
-        Cap on each file's size and decompressed size.
+    max_bytes, max_unzipped_bytes : int
+        Caps on each file's size and decompressed size (by default
+        ``UNZIP_FACTOR * max_bytes``).
 
     Returns
     -------
@@ -225,10 +237,9 @@ def load_idx_folder(
         raise DataError(
             f"{label}: the folder cannot be listed ({exc.strerror or exc}). Check its permissions."
         ) from exc
-    files = {
-        p.name: (lambda p=p: read_source(p, name=p.name, max_bytes=max_bytes)[0]) for p in entries
-    }
-    return _from_readers(files, label, test_fraction, seed, max_bytes)
+    caps = Caps.of(max_bytes, max_unzipped_bytes)
+    files = {p.name: (lambda p=p: read_source(p, name=p.name, caps=caps)[0]) for p in entries}
+    return _from_readers(files, label, test_fraction, seed)
 
 
 def load_idx_files(
@@ -238,6 +249,7 @@ def load_idx_files(
     test_fraction: float = 0.15,
     seed: int = 0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_unzipped_bytes: int | None = None,
 ) -> Dataset:
     """Load MNIST-style IDX files given as ``{file name: content}`` (e.g. browser uploads).
 
@@ -250,18 +262,19 @@ def load_idx_files(
         File name (a folder prefix is ignored) to raw or gzip-compressed content.
     name : str, optional
         Data set name; defaults to "IDX files".
-    test_fraction, seed, max_bytes
+    test_fraction, seed, max_bytes, max_unzipped_bytes
         As in :func:`load_idx_folder`.
 
     Returns
     -------
     Dataset
     """
+    caps = Caps.of(max_bytes, max_unzipped_bytes)
     readers = {
-        file_name: (lambda c=content, n=file_name: read_source(c, name=n, max_bytes=max_bytes)[0])
+        file_name: (lambda c=content, n=file_name: read_source(c, name=n, caps=caps)[0])
         for file_name, content in files.items()
     }
-    return _from_readers(readers, name or "IDX files", test_fraction, seed, max_bytes)
+    return _from_readers(readers, name or "IDX files", test_fraction, seed)
 
 
 def _pick_roles(names: list[str], label: str) -> dict[str, str]:
@@ -297,14 +310,12 @@ def _from_readers(
     label: str,
     test_fraction: float,
     seed: int,
-    max_bytes: int,
 ) -> Dataset:
-    """Read the chosen files (callables returning bytes) and build the Dataset."""
+    """Read the chosen files (callables returning decompressed bytes), build the Dataset."""
     chosen = _pick_roles(list(readers), label)
 
     def read(role: str) -> bytes:
-        file_name = chosen[role]
-        return gunzip_if_needed(readers[file_name](), name=file_name, max_bytes=max_bytes)
+        return readers[chosen[role]]()
 
     x_train = parse_idx_images(read("train_images"), name=chosen["train_images"])
     y_train = parse_idx_labels(read("train_labels"), name=chosen["train_labels"])

@@ -11,14 +11,8 @@ from nn_core.data.idx import IMAGES_MAGIC, LABELS_MAGIC, load_idx_files, load_id
 from nn_core.data.kaggle_csv import parse_labelled_csv
 from nn_core.data.mnist import load_mnist
 from nn_core.data.npz import NPY_MAGIC, ZIP_MAGIC, parse_npz
-from nn_core.data.validate import (
-    DEFAULT_MAX_BYTES,
-    Source,
-    gunzip_if_needed,
-    is_dir,
-    read_source,
-    source_name,
-)
+from nn_core.data.validate import DEFAULT_MAX_BYTES, Caps, Source, is_dir, read_source, source_name
+from nn_core.safe_read import read_bounded
 
 SUPPORTED = (
     "'mnist', a labelled .csv (label,pixel0,...), an .npz with x_train/y_train, or a folder "
@@ -33,6 +27,7 @@ def load_dataset(
     test_fraction: float = 0.15,
     seed: int = 0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_unzipped_bytes: int | None = None,
 ) -> Dataset:
     """Load a labelled data set from any supported source.
 
@@ -50,42 +45,50 @@ def load_dataset(
     seed : int
         Seed of the held-out split.
     max_bytes : int
-        Cap on each file's size and decompressed size.
+        Cap on each file's size.
+    max_unzipped_bytes : int, optional
+        Cap on each file's decompressed size (``UNZIP_FACTOR * max_bytes`` by default).
 
     Returns
     -------
     Dataset
     """
-    options = {"name": name, "test_fraction": test_fraction, "seed": seed, "max_bytes": max_bytes}
+    caps = Caps.of(max_bytes, max_unzipped_bytes)
+    options = {
+        "name": name,
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "max_bytes": caps.file,
+        "max_unzipped_bytes": caps.unzipped,
+    }
     if isinstance(source, str) and source.strip().lower() == "mnist":
         return load_mnist()
     if isinstance(source, Mapping):
         return load_idx_files(source, **options)
     if isinstance(source, (list, tuple)):
-        return load_idx_files(_read_uploads(source, max_bytes), **options)
+        return load_idx_files(_read_uploads(source, caps), **options)
     if isinstance(source, (str, os.PathLike)) and is_dir(source):
         return load_idx_folder(source, **options)
-    data, label = read_source(source, name=name, max_bytes=max_bytes)
-    data = gunzip_if_needed(data, name=label, max_bytes=max_bytes)
-    return _dispatch(data, label, test_fraction, seed, max_bytes)
+    data, label = read_source(source, name=name, caps=caps)
+    return _dispatch(data, label, test_fraction, seed, caps)
 
 
-def _read_uploads(files: list | tuple, max_bytes: int) -> dict[str, bytes]:
-    """Turn a list of uploaded files into ``{file name: bytes}``."""
+def _read_uploads(files: list | tuple, caps: Caps) -> dict[str, bytes]:
+    """Turn a list of uploaded files into ``{file name: bytes as stored}``."""
     out = {}
     for f in files:
         label = source_name(f)
-        out[label] = read_source(f, name=label, max_bytes=max_bytes)[0]
+        out[label] = read_bounded(
+            f, label=label, max_bytes=caps.file, error=DataError, kind="a data file"
+        )
     return out
 
 
-def _dispatch(data: bytes, label: str, test_fraction: float, seed: int, max_bytes: int) -> Dataset:
+def _dispatch(data: bytes, label: str, test_fraction: float, seed: int, caps: Caps) -> Dataset:
     """Pick the parser for decompressed ``data`` by content, then by file name."""
     lower = label.lower().removesuffix(".gz")
     if data.startswith(ZIP_MAGIC) or data.startswith(NPY_MAGIC) or lower.endswith(".npz"):
-        return parse_npz(
-            data, name=label, test_fraction=test_fraction, seed=seed, max_bytes=max_bytes
-        )
+        return parse_npz(data, name=label, test_fraction=test_fraction, seed=seed, caps=caps)
     if data[:3] == b"\x00\x00\x08" and len(data) >= 4:
         raise _idx_alone(int.from_bytes(data[:4], "big"), label)
     if lower.endswith((".csv", ".txt")) or _looks_like_text(data):

@@ -6,9 +6,7 @@ Always read with ``allow_pickle=False``: object arrays (pickles) are refused, ne
 from __future__ import annotations
 
 import io
-import math
 import zipfile
-import zlib
 
 import numpy as np
 
@@ -16,17 +14,17 @@ from nn_core.data.dataset import Dataset, build_dataset
 from nn_core.data.errors import DataError
 from nn_core.data.validate import (
     DEFAULT_MAX_BYTES,
+    Caps,
     Source,
     check_labels,
     check_pixels,
     check_same_length,
     read_source,
     to_images,
-    too_big,
 )
+from nn_core.safe_read import ARCHIVE_ERRORS, NPY_MAGIC, read_npy, size_text, too_large
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-NPY_MAGIC = b"\x93NUMPY"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_MEMBERS = 1000
 HOW_TO_SAVE = "np.savez(path, x_train=x, y_train=y) with numeric arrays"
@@ -39,6 +37,7 @@ def load_npz(
     test_fraction: float = 0.15,
     seed: int = 0,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_unzipped_bytes: int | None = None,
 ) -> Dataset:
     """Load an ``.npz`` with x_train, y_train and optional x_test, y_test.
 
@@ -52,7 +51,9 @@ def load_npz(
     seed : int
         Seed of the held-out split.
     max_bytes : int
-        Cap on the file size and on its total uncompressed size.
+        Cap on the file size.
+    max_unzipped_bytes : int, optional
+        Cap on the arrays' total size; ``UNZIP_FACTOR * max_bytes`` by default.
 
     Returns
     -------
@@ -60,15 +61,14 @@ def load_npz(
         x arrays may be stored as (N, H, W), (N, H, W, 1) or (N, H*W); unknown keys are
         ignored.
     """
-    data, label = read_source(source, name=name, max_bytes=max_bytes)
-    return parse_npz(data, name=label, test_fraction=test_fraction, seed=seed, max_bytes=max_bytes)
+    caps = Caps.of(max_bytes, max_unzipped_bytes)
+    data, label = read_source(source, name=name, caps=caps)
+    return parse_npz(data, name=label, test_fraction=test_fraction, seed=seed, caps=caps)
 
 
-def parse_npz(
-    data: bytes, *, name: str, test_fraction: float, seed: int, max_bytes: int
-) -> Dataset:
+def parse_npz(data: bytes, *, name: str, test_fraction: float, seed: int, caps: Caps) -> Dataset:
     """Parse npz bytes into a Dataset (see :func:`load_npz`)."""
-    arrays, all_keys = _read_arrays(data, name=name, max_bytes=max_bytes)
+    arrays, all_keys = _read_arrays(data, name=name, max_bytes=caps.unzipped)
     for key in ("x_train", "y_train"):
         if key not in arrays:
             raise DataError(
@@ -112,10 +112,9 @@ def _read_arrays(
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Open the archive without pickles; return the known arrays and all key names.
 
-    Every member's ``.npy`` header is read and checked (plain numeric dtype, declared size
-    within ``max_bytes`` and within what the archive stores) before any array memory is
-    allocated, and no member is ever decompressed past the cap, whatever the archive's
-    directory claims.
+    Every member's ``.npy`` header is checked before any array memory is allocated, and no
+    member is ever decompressed past ``max_bytes`` in all, whatever the archive's directory
+    claims.
     """
     _check_magic(data, name=name)
     try:
@@ -126,76 +125,29 @@ def _read_arrays(
                     f"{name} holds {len(infos):,} entries; a data set needs only x_train, "
                     f"y_train, x_test and y_test. Save just those with {HOW_TO_SAVE}."
                 )
-            if sum(info.file_size for info in infos) > max_bytes:
-                raise too_big(name, "its arrays take", max_bytes)
+            total = sum(info.file_size for info in infos)
+            if total > max_bytes:
+                raise too_large(DataError, name, f"its arrays take {size_text(total)}", max_bytes)
             members = {info.filename.removesuffix(".npy"): info for info in infos}
             arrays: dict[str, np.ndarray] = {}
-            budget = max_bytes
             for key in KEYS:
                 if key in members:
-                    arrays[key] = _read_member(zf, members[key], key, name=name, budget=budget)
-                    budget -= arrays[key].nbytes
+                    budget = max_bytes - sum(a.nbytes for a in arrays.values())
+                    arrays[key] = read_npy(
+                        zf,
+                        members[key],
+                        label=name,
+                        max_bytes=budget,
+                        error=DataError,
+                        fix=f"Save plain numeric arrays with {HOW_TO_SAVE}.",
+                    )
             return arrays, list(members)
     except DataError:
         raise
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        NotImplementedError,  # an unsupported compression method
-        RuntimeError,  # an encrypted member
-        OSError,
-        ValueError,
-        EOFError,
-        OverflowError,
-        zlib.error,
-    ) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise DataError(
             f"{name} is not a readable .npz archive ({exc}). Save it again with {HOW_TO_SAVE}."
         ) from exc
-
-
-def _read_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, *, name: str, budget: int
-) -> np.ndarray:
-    """Read one ``.npy`` member after checking its header; never unpickles."""
-    with zf.open(info) as f:
-        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
-            raise DataError(
-                f"{name}: '{key}' is not a NumPy array (no .npy header). Save the arrays with "
-                f"{HOW_TO_SAVE}."
-            )
-        version = (f.read(1) + f.read(1)) or b""
-        if version == b"\x01\x00":
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == b"\x02\x00":
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"unsupported .npy format version {tuple(version)}")
-        if dtype.hasobject:
-            raise DataError(
-                f"{name}: '{key}' is stored as Python objects (a pickle), which is refused for "
-                f"safety. Save plain numeric arrays, e.g. {HOW_TO_SAVE} (uint8 images, int "
-                "labels)."
-            )
-        if dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
-            raise DataError(
-                f"{name}: '{key}' has the compound dtype {dtype}, not plain numbers. Save "
-                f"plain numeric arrays with {HOW_TO_SAVE}."
-            )
-        if any(d < 0 for d in shape):
-            raise ValueError(f"negative dimension in the shape {shape} of '{key}'")
-        n_bytes = math.prod(shape) * dtype.itemsize
-        if n_bytes > budget:
-            raise too_big(name, f"'{key}' declares shape {shape} ({n_bytes:,} bytes),", budget)
-        raw = f.read(n_bytes + 1)
-    if len(raw) != n_bytes:
-        raise DataError(
-            f"{name}: '{key}' is damaged: its header declares shape {shape} ({n_bytes:,} bytes) "
-            f"but {len(raw):,}{'+' if len(raw) > n_bytes else ''} bytes are stored. Save it "
-            f"again with {HOW_TO_SAVE}."
-        )
-    array = np.frombuffer(raw, dtype=dtype)
-    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def _check_magic(data: bytes, *, name: str) -> None:

@@ -225,7 +225,10 @@ def test_size_cap(make, tmp_path: Path) -> None:
     path.write_text(make.csv_text(x, y))
     with pytest.raises(DataError, match="too large") as info:
         load_kaggle_csv(path, max_bytes=1000)
-    assert "big.csv" in str(info.value) and "max_bytes" in str(info.value)
+    message = str(info.value)
+    assert "big.csv" in message and f"{path.stat().st_size:,} bytes" in message
+    assert "1,000 bytes limit" in message and "max_bytes" not in message
+    assert info.value.over_limit
     upload = io.BytesIO(path.read_bytes())
     with pytest.raises(DataError, match="too large"):
         load_kaggle_csv(upload, max_bytes=1000)

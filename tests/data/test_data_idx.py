@@ -181,14 +181,37 @@ def test_test_labels_outside_train_classes(make) -> None:
         load_idx_files(files)
 
 
-def test_gzip_bomb_is_capped() -> None:
-    header = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (4096, 64, 64))
-    bomb = gzip.compress(header + bytes(4096 * 64 * 64))  # 16 MB of zeros, ~16 KB compressed
-    assert len(bomb) < 100_000
+def _idx_header(*dims: int) -> bytes:
+    return (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def test_unzipped_cap_is_separate_from_the_file_cap(make) -> None:
+    rng = np.random.default_rng(0)
+    ink = rng.random((3000, 28, 28)) < 0.2  # sparse like digits: compresses a few times
+    x = (ink * rng.integers(1, 256, ink.shape)).astype(np.uint8)
+    raw = make.idx_images(x)
+    packed = make.gz(raw)
+    cap = (len(packed) + len(raw)) // 2  # the .gz fits the file cap, its content does not
+    assert len(packed) < cap < len(raw)
+    np.testing.assert_array_equal(load_idx_images(packed, max_bytes=cap), x)
     with pytest.raises(DataError, match="decompresses") as info:
-        load_idx_images(bomb, name="bomb.gz", max_bytes=1_000_000)
-    assert "max_bytes" in str(info.value) and "DIGITLAB_MAX_UPLOAD_MB" in str(info.value)
-    assert load_idx_images(bomb).shape == (4096, 64, 64)
+        load_idx_images(packed, name="digits.gz", max_bytes=cap, max_unzipped_bytes=len(raw) - 1)
+    message = str(info.value)
+    assert "digits.gz" in message and "limit" in message and "max_bytes" not in message
+    assert info.value.over_limit
+
+
+def test_gzip_bomb_is_refused_by_its_ratio_within_the_caps() -> None:
+    bomb = gzip.compress(_idx_header(100_000, 28, 28) + bytes(100_000 * 784))  # 78 MB -> 76 KB
+    assert len(bomb) < 100_000
+    with pytest.raises(DataError, match="compression bomb") as info:
+        load_idx_images(bomb, name="bomb.gz")
+    assert "bomb.gz" in str(info.value) and not info.value.over_limit
+
+
+def test_small_degenerate_gzip_still_loads() -> None:
+    zeros = gzip.compress(_idx_header(4096, 64, 64) + bytes(4096 * 64 * 64))  # 16 MB of zeros
+    assert load_idx_images(zeros).shape == (4096, 64, 64)
 
 
 def test_file_over_cap(make, tmp_path: Path) -> None:
