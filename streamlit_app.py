@@ -6,6 +6,8 @@ on every page, so a run keeps going while you move between pages.
 
 import streamlit as st
 
+import ui.preload  # noqa: F401  (first: every module, imported once, before any page)
+from ui import hosting
 from ui.sidebar import render_sidebar
 
 PAGES = [
@@ -21,5 +23,7 @@ PAGES = [
 page = st.navigation(PAGES)
 # After st.navigation: called before it, AppTest lost the sidebar on every rerun.
 st.set_page_config(page_title="digitlab", page_icon=":material/draw:", layout="wide")
+hosting.register_session()
 render_sidebar()
+hosting.restart_notice()
 page.run()

@@ -5,8 +5,11 @@ short chunks until the run is finished, stopped, or its time cap is spent. The t
 never calls Streamlit and never touches ``st.session_state``: it only writes this
 object's attributes, which the page reads on its reruns.
 
-A server-wide ``TrainingGate`` caps how many runs train at once; the others wait in a
-first-come queue and see how many trainings are ahead of them.
+A server-wide ``TrainingGate`` caps how many runs train at once (Start, Continue and
+Step alike); the others wait in a first-come queue of bounded length and see their place
+in it. Before a run is built, its memory is reserved in the server's ledger
+(``ui.hosting``, ``nn_core.memory``): work that would not fit is refused in one sentence.
+The session watch (``ui.hosting``) stops the runs of tabs that have gone.
 """
 
 from __future__ import annotations
@@ -22,27 +25,54 @@ import streamlit as st
 from threadpoolctl import threadpool_limits
 
 from nn_core import TrainConfig, Trainer
+from nn_core.memory import (
+    MemoryBudgetError,
+    MemoryEstimate,
+    advice,
+    dataset_memory,
+    training_memory,
+)
 from nn_core.metrics import evaluate
 from ui import data as data_ui
+from ui import hosting
 from ui import state as keys
+from ui.models import model_bytes
 
 CHUNK_SECONDS = 0.25
 _run_ids = itertools.count(1)
 
 
 class TrainingGate:
-    """At most ``capacity`` trainings at once; the others queue in arrival order."""
+    """At most ``capacity`` trainings at once; up to ``max_waiting`` others queue in order.
 
-    def __init__(self, capacity: int) -> None:
+    A token is first ``enqueue``d (refused when the line is full and no slot is free), then
+    its thread blocks in ``acquire`` until it is first in line and a slot is free.
+    """
+
+    def __init__(self, capacity: int, max_waiting: int = 4) -> None:
         self.capacity = max(1, int(capacity))
+        self.max_waiting = max(0, int(max_waiting))
         self._cond = threading.Condition()
         self._queue: deque[int] = deque()
         self._active: set[int] = set()
 
-    def acquire(self, token: int, should_abort) -> bool:
-        """Block until ``token`` may train (True) or ``should_abort()`` says give up (False)."""
+    def enqueue(self, token: int) -> bool:
+        """Join the line; False (nothing changed) when it is full and no slot is free."""
         with self._cond:
+            free = len(self._active) + len(self._queue) < self.capacity
+            if not free and len(self._queue) >= self.max_waiting:
+                return False
             self._queue.append(token)
+            return True
+
+    def acquire(self, token: int, should_abort) -> bool:
+        """Block until ``token`` may train (True) or ``should_abort()`` says give up (False).
+
+        A token that was not enqueued joins the line first, whatever its length.
+        """
+        with self._cond:
+            if token not in self._queue:
+                self._queue.append(token)
             try:
                 while True:
                     if should_abort():
@@ -67,10 +97,30 @@ class TrainingGate:
                 return 0
             return len(self._active) + list(self._queue).index(token)
 
+    def place(self, token: int) -> tuple[int, int]:
+        """``(n, waiting)``: ``token`` is n-th (1-based) of ``waiting`` in line; (0, waiting)
+        when it is not waiting."""
+        with self._cond:
+            waiting = len(self._queue)
+            if token not in self._queue:
+                return 0, waiting
+            return list(self._queue).index(token) + 1, waiting
+
     @property
     def active(self) -> int:
         with self._cond:
             return len(self._active)
+
+    @property
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def busy_message(self) -> str:
+        return (
+            f"The server is busy: {self.active} trainings are running and {self.waiting} are "
+            f"waiting, as many as its queue holds (DIGITLAB_MAX_QUEUE). Try again in a minute."
+        )
 
 
 @dataclass
@@ -133,6 +183,14 @@ class TrainingRun:
         Training time allowed per Start / Continue.
     settings : dict
         What the sidebar showed (for display and the metrics file).
+    owner : str
+        The browser session the run belongs to (``ui.hosting.session_id()``).
+    estimate : MemoryEstimate, optional
+        What the run needs while it trains (reserved again on every Continue and Step).
+    data_bytes : int
+        Bytes of data this run holds alone (a subset copy; 0 for shared data).
+    on_idle : callable, optional
+        Called with the run from its thread each time it stops training.
     """
 
     def __init__(
@@ -142,8 +200,17 @@ class TrainingRun:
         gate: TrainingGate,
         max_seconds: float,
         settings: dict | None = None,
+        owner: str = "local",
+        estimate: MemoryEstimate | None = None,
+        data_bytes: int = 0,
+        on_idle=None,
     ) -> None:
         self.id = next(_run_ids)
+        self.owner = owner
+        self.estimate = estimate
+        self.data_bytes = int(data_bytes)
+        self._on_idle = on_idle
+        self.disposed = False
         self.config = config
         self.dataset = dataset
         self.settings = dict(settings or {})
@@ -157,6 +224,8 @@ class TrainingRun:
         self.error: str | None = None
         self.seconds_trained = 0.0
         self._stop = False
+        self._stop_message: str | None = None
+        self._max_batches: int | None = None
         self._thread: threading.Thread | None = None
         self._token = 0
         self._rate_batches = 0
@@ -184,46 +253,83 @@ class TrainingRun:
     def queue_position(self) -> int:
         return self.gate.position(self._token) if self.state == "queued" else 0
 
+    @property
+    def queue_place(self) -> tuple[int, int]:
+        """``(n, waiting)``: this run is n-th of ``waiting`` runs queued (0 when not queued)."""
+        return self.gate.place(self._token) if self.state == "queued" else (0, self.gate.waiting)
+
+    def held_bytes(self) -> int:
+        """Bytes of the arrays this run keeps between trainings (weights, optimizer state,
+        snapshots, validation images, its own data, the cached evaluation)."""
+        t = self.trainer
+        if t is None:
+            return 0
+        arrays = [t.model.params, t.model.grads, t.x_val, *t.optimizer.state.values()]
+        arrays += list(t.snapshots.values())
+        if self._eval is not None:
+            arrays += [v for v in self._eval.values() if isinstance(v, np.ndarray)]
+        return self.data_bytes + sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
     def batches_per_second(self) -> float | None:
         if self._rate_seconds <= 0 or self._rate_batches == 0:
             return None
         return self._rate_batches / self._rate_seconds
 
     def progress(self) -> dict:
-        """Figures for the progress panel."""
+        """Figures for the progress panel, from one reading of where the trainer is.
+
+        ``epoch`` and ``batch`` are the epoch in progress and its batches done, or, between
+        epochs, the last finished epoch and its last batch (a finished run reads "epoch 10
+        of 10, batch 422 of 422", never "batch 0"); ``epoch`` is 0 before the first batch.
+        """
         t = self.trainer
-        bpe = t.batches_per_epoch
-        done_batches = len(t.history.batch_loss)
-        total_batches = t.target_epochs * bpe
-        epoch_frac = t.progress
-        batch_in_epoch = round((epoch_frac - int(epoch_frac)) * bpe)
+        epochs_done = t.epochs_done  # first: see Trainer.batch_in_epoch
+        in_epoch = t.batch_in_epoch
+        bpe, target = t.batches_per_epoch, t.target_epochs
+        if in_epoch:
+            epoch, batch = epochs_done + 1, in_epoch
+        else:
+            epoch, batch = epochs_done, (bpe if epochs_done else 0)
+        batches_done = epochs_done * bpe + in_epoch
         rate = self.batches_per_second()
         left = None
         if rate and not t.finished:
-            left = max(0.0, (total_batches - (t.epochs_done * bpe + batch_in_epoch)) / rate)
+            left = max(0.0, (target * bpe - batches_done) / rate)
         return {
-            "epochs_done": t.epochs_done,
-            "target_epochs": t.target_epochs,
-            "epoch_fraction": epoch_frac,
-            "batch": batch_in_epoch,
+            "epochs_done": epochs_done,
+            "target_epochs": target,
+            "epoch": epoch,
+            "batch": batch,
             "batches_per_epoch": bpe,
-            "batches_done": done_batches,
-            "fraction": min(1.0, epoch_frac / max(t.target_epochs, 1)),
+            "batches_done": len(t.history.batch_loss),
+            "fraction": min(1.0, batches_done / max(target * bpe, 1)),
             "batches_per_second": rate,
             "samples_per_second": rate * t.batch_size if rate else None,
             "seconds_left": left,
             "seconds_trained": self.seconds_trained,
+            "diverged": t.divergence is not None,
+            "diverged_at": (t.divergence.epoch, t.divergence.batch) if t.divergence else None,
         }
 
     # ------------------------------------------------------------------ control
-    def start(self) -> bool:
-        """Train in the background until finished, stopped or time-capped."""
-        if self.active or self.finished:
+    def start(self, max_batches: int | None = None) -> bool:
+        """Train in the background until finished, stopped or time-capped (or for
+        ``max_batches`` batches). False when already active, finished, or the queue is full
+        (``message`` then says so)."""
+        if self.active or self.disposed or (self.finished and max_batches is None):
             return False
+        token = next(_run_ids) * 1000 + self.id
+        if not self.gate.enqueue(token):
+            self.message = self.gate.busy_message()
+            return False
+        if self.finished:  # a Step after the end trains one more epoch's first batch
+            self.trainer.extend(1)
         self._stop = False
+        self._stop_message = None
+        self._max_batches = max_batches
         self.message = None
         self.error = None
-        self._token = next(_run_ids) * 1000 + self.id
+        self._token = token
         self.state = "queued"
         self._thread = threading.Thread(
             target=self._work, name=f"digitlab-run-{self.id}", daemon=True
@@ -234,22 +340,44 @@ class TrainingRun:
     def stop(self, wait: float = 2.0) -> None:
         """Stop after the current batch and keep the model trained so far."""
         self._stop = True
-        self.trainer.request_stop()
+        if self.trainer is not None:
+            self.trainer.request_stop()
         thread = self._thread
         if thread is not None and thread.is_alive() and wait:
             thread.join(timeout=wait)
 
-    def step(self) -> bool:
-        """Train on one batch now (only when not running in the background)."""
-        if self.active:
+    def step(self, wait: float = 10.0) -> bool:
+        """Train on one batch, through the gate like any training: at once when a slot is
+        free (waiting up to ``wait`` s for it to end), else queued in the background."""
+        if not self.start(max_batches=1):
             return False
-        self.message = None
-        if self.trainer.finished:
-            self.trainer.extend(1)
-        start = time.perf_counter()
-        done = self.trainer.run(max_batches=1)
-        self._note_rate(done, time.perf_counter() - start)
-        return done > 0
+        thread = self._thread
+        deadline = time.monotonic() + wait
+        while thread.is_alive() and time.monotonic() < deadline:
+            thread.join(timeout=0.05)
+            if self.state == "queued":
+                break  # it will run when its turn comes; the page shows the queue
+        return True
+
+    def abandon(self, message: str) -> None:
+        """Stop because nobody is watching: a queued run leaves the line, a running one
+        stops after its batch. ``message`` is what the tab shows if it comes back."""
+        self._stop_message = message
+        self.stop(wait=0)
+
+    def dispose(self) -> int:
+        """Drop the large objects of a run whose session cannot come back; return the bytes
+        it held. The run is unusable afterwards."""
+        self.abandon("This run was closed.")
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5.0)
+        held = self.held_bytes()
+        self.disposed = True
+        self.trainer = None
+        self.dataset = None
+        self._eval = None
+        return held
 
     def extend(self, epochs: int) -> None:
         """Plan more epochs (Continue after the run finished)."""
@@ -260,10 +388,16 @@ class TrainingRun:
         token = self._token
         if not self.gate.acquire(token, lambda: self._stop):
             self.state = "idle"
-            self.message = "Stopped while waiting in the queue."
+            self.message = self._stop_message or "Stopped while waiting in the queue."
+            self._idle()
             return
         try:
             self.state = "running"
+            if self._max_batches is not None:
+                t0 = time.perf_counter()
+                done = self.trainer.run(max_batches=self._max_batches)
+                self._note_rate(done, time.perf_counter() - t0)
+                return
             budget_start = self.seconds_trained
             while not self._stop and not self.trainer.finished:
                 spent = self.seconds_trained - budget_start
@@ -289,6 +423,16 @@ class TrainingRun:
             self.state = "idle"
             if self.trainer.stop_reason:
                 self.message = self.trainer.stop_reason
+            elif self._stop_message:
+                self.message = self._stop_message
+            self._idle()
+
+    def _idle(self) -> None:
+        if self._on_idle is not None:
+            try:
+                self._on_idle(self)
+            except Exception:  # bookkeeping must never break the run
+                hosting.LOG.exception("on_idle of run %s failed", self.id)
 
     def _note_rate(self, batches: int, seconds: float) -> None:
         # An exponential average over about the last ten seconds.
@@ -328,9 +472,14 @@ def evaluate_model(model, x_test: np.ndarray, y_test: np.ndarray, n_classes: int
 
 
 @st.cache_resource(show_spinner=False)
-def get_gate(capacity: int) -> TrainingGate:
-    """The server-wide gate (one per server process and capacity)."""
-    return TrainingGate(capacity)
+def get_gate(capacity: int, max_waiting: int = 4) -> TrainingGate:
+    """The server-wide gate (one per server process, capacity and queue length)."""
+    return TrainingGate(capacity, max_waiting)
+
+
+def gate() -> TrainingGate:
+    limits = keys.get_limits()
+    return get_gate(limits.max_concurrent, limits.max_queue)
 
 
 @st.cache_resource(show_spinner=False)
@@ -340,6 +489,39 @@ def limit_blas_threads(threads: int) -> threadpool_limits:
 
 
 # ------------------------------------------------------------ run callbacks (sidebar)
+def run_memory(config: TrainConfig, dataset, subset) -> tuple[MemoryEstimate, int]:
+    """What a run of ``config`` on ``subset`` needs while it trains, and the bytes of data
+    it holds alone (a subset is a copy; the full data set is shared or counted already)."""
+    n_inputs = int(np.prod(subset.x_train.shape[1:]))
+    own = 0 if subset is dataset else dataset_memory(len(subset.y_train), n_inputs)
+    estimate = training_memory(
+        config,
+        len(subset.y_train),
+        n_inputs,
+        subset.n_classes,
+        input_itemsize=subset.x_train.itemsize,
+        n_test=len(subset.y_test),
+    )
+    return estimate + MemoryEstimate(data=own), own
+
+
+def reserve_run(owner: str, estimate: MemoryEstimate, config: TrainConfig, n_inputs: int) -> str:
+    """Reserve a run's memory; the refusal sentence, or "" when it fits."""
+    try:
+        hosting.ledger().reserve(
+            owner, "run", estimate, "This training", advice(estimate, config, n_inputs)
+        )
+    except MemoryBudgetError as exc:
+        return str(exc)
+    return ""
+
+
+def _after_training(run: TrainingRun) -> None:
+    """From the run's thread when it stops: its reservation shrinks to what it keeps."""
+    if not run.disposed:
+        hosting.ledger().set(run.owner, "run", run.held_bytes())
+
+
 def new_run() -> TrainingRun | None:
     ss = st.session_state
     ss[keys.CONTROL_ERROR] = None
@@ -355,6 +537,15 @@ def new_run() -> TrainingRun | None:
         return None
     limit_blas_threads(limits.blas_threads)
     subset = data_ui.training_subset(dataset, int(ss.get("cfg_subset", 0)), config.seed)
+    owner = hosting.session_id()
+    estimate, own_bytes = run_memory(config, dataset, subset)
+    old = ss.get(keys.RUN)
+    if old is not None:
+        old.stop()
+    refusal = reserve_run(owner, estimate, config, int(np.prod(subset.x_train.shape[1:])))
+    if refusal:
+        ss[keys.CONTROL_ERROR] = refusal
+        return None
     settings = {
         "data": dataset.name,
         "training images": len(subset.y_train),
@@ -365,24 +556,42 @@ def new_run() -> TrainingRun | None:
         run = TrainingRun(
             config,
             subset,
-            get_gate(limits.max_concurrent),
+            gate(),
             limits.max_train_seconds,
             settings=settings,
+            owner=owner,
+            estimate=estimate,
+            data_bytes=own_bytes,
+            on_idle=_after_training,
         )
     except ValueError as exc:
+        hosting.ledger().release(owner, "run")
         ss[keys.CONTROL_ERROR] = f"Cannot train on this data: {exc}"
         return None
-    old = ss.get(keys.RUN)
-    if old is not None:
-        old.stop()
     ss[keys.RUN] = run
+    hosting.watch().track(owner, run)
+    hosting.forget_lost_session()
     return run
+
+
+def _launch(run: TrainingRun, max_batches: int | None = None) -> None:
+    """Start (or step) ``run`` after reserving its memory again; refusals go to the sidebar."""
+    ss = st.session_state
+    if run.estimate is not None:
+        refusal = reserve_run(run.owner, run.estimate, run.config, run.trainer.model.sizes[0])
+        if refusal:
+            ss[keys.CONTROL_ERROR] = refusal
+            return
+    started = run.step() if max_batches == 1 else run.start()
+    if not started and run.message:
+        ss[keys.CONTROL_ERROR] = run.message
+        _after_training(run)
 
 
 def on_start() -> None:
     run = new_run()
     if run is not None:
-        run.start()
+        _launch(run)
 
 
 def on_stop() -> None:
@@ -397,7 +606,8 @@ def on_step() -> None:
     if run is None:
         run = new_run()
     if run is not None and not run.active:
-        run.step()
+        ss[keys.CONTROL_ERROR] = None
+        _launch(run, max_batches=1)
 
 
 def on_continue() -> None:
@@ -420,7 +630,7 @@ def on_continue() -> None:
             )
             return
         run.extend(more)
-    run.start()
+    _launch(run)
 
 
 def on_reset() -> None:
@@ -430,6 +640,24 @@ def on_reset() -> None:
         run.stop(wait=1.0)
     ss[keys.RUN] = None
     ss[keys.CONTROL_ERROR] = None
+    hosting.ledger().release(hosting.session_id(), "run")
+
+
+def download_model_button(run: TrainingRun | None) -> None:
+    """A sidebar button that saves the run's network as it is at the click, even while it
+    trains, so nothing a visitor trained exists only in the server's memory."""
+    if run is None or run.disposed:
+        return
+    st.download_button(
+        "Download model",
+        data=lambda: model_bytes(run),
+        file_name=f"digitlab-{keys.architecture_label(run.model.sizes)}.npz",
+        mime="application/octet-stream",
+        key="btn_download_model",
+        on_click="ignore",
+        icon=":material/download:",
+        help="The network as it is now (a digitlab .npz): keep it, or upload it again later.",
+    )
 
 
 # ------------------------------------------------------------------ run status
@@ -438,6 +666,30 @@ def _fmt_seconds(seconds: float | None) -> str:
         return "–"
     seconds = round(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+def run_status(run: TrainingRun, progress: dict) -> str:
+    """One word for the state of the run: diverged, training, queued, finished, stopped, ready."""
+    if progress["diverged"]:
+        return "diverged"
+    if run.state in ("running", "queued"):
+        return "training" if run.state == "running" else "queued"
+    if run.finished:
+        return "finished"
+    return "stopped" if progress["batches_done"] else "ready"
+
+
+def progress_text(status: str, p: dict) -> str:
+    """The progress bar's one line: the status and one count of epochs (and batches)."""
+    if p["diverged_at"]:
+        epoch, batch = p["diverged_at"]
+        return f"diverged in epoch {epoch}" + (f", batch {batch}" if batch else "")
+    if p["epoch"] == 0:
+        return f"{status}: 0 of {p['target_epochs']} epochs"
+    text = f"{status}: epoch {p['epoch']} of {p['target_epochs']}"
+    if p["batches_per_epoch"] > 1:
+        return f"{text}, batch {p['batch']} of {p['batches_per_epoch']}"
+    return f"{text} (one full-batch step each)"
 
 
 def progress_panel(run: TrainingRun | None) -> None:
@@ -449,30 +701,18 @@ def progress_panel(run: TrainingRun | None) -> None:
     if run.state == "queued":
         ahead = run.queue_position
         st.info(f"Queued: {ahead} training{'s' if ahead != 1 else ''} ahead. It starts by itself.")
-    status = (
-        "training"
-        if run.state == "running"
-        else "queued"
-        if run.state == "queued"
-        else "finished"
-        if run.finished
-        else "stopped"
-        if p["batches_done"]
-        else "ready"
-    )
-    st.progress(
-        p["fraction"], text=f"{status}: epoch {p['epoch_fraction']:.2f} / {p['target_epochs']}"
-    )
-    epoch = p["epochs_done"] if run.finished else min(p["epochs_done"] + 1, p["target_epochs"])
+    status = run_status(run, p)
+    st.progress(p["fraction"], text=progress_text(status, p))
     rate = p["samples_per_second"]
-    left = _fmt_seconds(p["seconds_left"]) if run.active else "–"
-    line = (
-        f"**Epoch** {epoch}/{p['target_epochs']} · **batch** {p['batch']}/{p['batches_per_epoch']}"
-    )
-    if rate:
-        line += f"  \n**{rate:,.0f}** images/s · **{left}** left"
-    st.markdown(line)
-    if run.message:
+    if rate and run.active:
+        st.markdown(f"**{rate:,.0f}** images/s · **{_fmt_seconds(p['seconds_left'])}** left")
+    divergence = run.trainer.divergence
+    if divergence is not None:  # the Training page has the whole story
+        st.error(
+            f"Training diverged: lower the learning rate, e.g. to {divergence.suggested_lr:g}, "
+            "and press Start."
+        )
+    elif run.message:
         st.warning(run.message)
     if run.error:
         st.error(run.error)

@@ -185,6 +185,7 @@ def render_sidebar() -> Limits:
         if ss.get(keys.CONTROL_ERROR):
             st.error(ss[keys.CONTROL_ERROR])
         live_area(lambda: runner.progress_panel(st.session_state.get(keys.RUN)), every=1.0)
+        runner.download_model_button(ss.get(keys.RUN))
         st.divider()
         data_ui.data_section(limits)
         _settings(limits)

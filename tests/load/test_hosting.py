@@ -1,0 +1,239 @@
+"""The hosted demo's guards without a browser: the training gate and its queue cap, Step
+through the gate, the session watch that stops the runs of tabs that have gone, and the
+memory reservations of runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from nn_core.config import TrainConfig
+from nn_core.data import Dataset
+from nn_core.memory import MB, MemoryLedger
+from ui.hosting import SessionWatch, previous_session_id
+from ui.runner import TrainingGate, TrainingRun
+
+
+def tiny_dataset(n: int = 400, side: int = 8) -> Dataset:
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 3
+    x = rng.integers(0, 60, (n, side, side)).astype(np.uint8)
+    for i, label in enumerate(y):
+        x[i, 2 * label : 2 * label + 2] = 220
+    return Dataset(x[:300], y[:300], x[300:], y[300:], n_classes=3, name="bars")
+
+
+def make_run(gate: TrainingGate, epochs: int = 2, owner: str = "s1", **kwargs) -> TrainingRun:
+    config = TrainConfig(hidden=(16,), batch_size=16, epochs=epochs, val_fraction=0.1)
+    return TrainingRun(config, tiny_dataset(), gate, max_seconds=60, owner=owner, **kwargs)
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def hold_slot(gate: TrainingGate) -> int:
+    """Occupy one of the gate's slots with a token of nobody's (as another visitor would)."""
+    token = 10**9
+    assert gate.enqueue(token)
+    assert gate.acquire(token, lambda: False)
+    return token
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ------------------------------------------------------------------------------ the gate
+def test_the_queue_has_a_cap_and_tells_each_waiter_its_place():
+    gate = TrainingGate(capacity=1, max_waiting=2)
+    held = hold_slot(gate)
+    assert gate.enqueue(1) and gate.enqueue(2)
+    assert not gate.enqueue(3)  # full: refused, nothing changed
+    assert gate.waiting == 2
+    assert gate.place(1) == (1, 2) and gate.place(2) == (2, 2) and gate.place(3) == (0, 2)
+    message = gate.busy_message()
+    assert "1 trainings are running and 2 are waiting" in message
+    assert "DIGITLAB_MAX_QUEUE" in message
+    gate.release(held)
+
+
+def test_a_free_slot_is_never_refused_even_with_a_zero_length_queue():
+    gate = TrainingGate(capacity=2, max_waiting=0)
+    assert gate.enqueue(1) and gate.enqueue(2)
+    assert not gate.enqueue(3)
+
+
+def test_a_run_refused_by_a_full_queue_says_so_and_never_trains():
+    gate = TrainingGate(capacity=1, max_waiting=1)
+    held = hold_slot(gate)
+    first, second = make_run(gate), make_run(gate, owner="s2")
+    assert first.start()
+    assert not second.start()
+    assert "DIGITLAB_MAX_QUEUE" in second.message
+    assert not second.active and len(second.trainer.history.batch_loss) == 0
+    first.stop()
+    gate.release(held)
+
+
+# ------------------------------------------------------------------------ Step, queued
+def test_step_waits_its_turn_in_the_queue_and_then_trains_one_batch():
+    """Issue 14: Step bypassed the queue (six Step tabs trained at once)."""
+    gate = TrainingGate(capacity=1, max_waiting=4)
+    held = hold_slot(gate)
+    run = make_run(gate)
+    assert run.step(wait=0.5)
+    assert run.state == "queued" and run.queue_place == (1, 1)
+    time.sleep(0.3)
+    assert len(run.trainer.history.batch_loss) == 0  # no slot, no training
+    gate.release(held)
+    wait_until(lambda: not run.active)
+    assert len(run.trainer.history.batch_loss) == 1
+
+
+def test_step_with_a_free_slot_trains_at_once():
+    run = make_run(TrainingGate(capacity=1))
+    assert run.step()
+    assert not run.active and len(run.trainer.history.batch_loss) == 1
+
+
+# ------------------------------------------------------------------- the session watch
+def test_a_queued_run_whose_tab_closed_never_trains():
+    gate = TrainingGate(capacity=1, max_waiting=4)
+    held = hold_slot(gate)
+    clock, connected = FakeClock(), {"s1": True}
+    watch = SessionWatch(15, 135, lambda owner: connected[owner], clock=clock)
+    run = make_run(gate)
+    watch.track("s1", run)
+    assert run.start() and run.state == "queued"
+    connected["s1"] = False
+    assert watch.check() == []  # the tab just went: within the grace period
+    clock.now = 14.9
+    assert watch.check() == []
+    clock.now = 15.0
+    events = watch.check()
+    assert len(events) == 1 and "stopped while queued" in events[0]
+    wait_until(lambda: not run.active, timeout=2)
+    assert gate.waiting == 0
+    gate.release(held)
+    time.sleep(0.3)
+    assert len(run.trainer.history.batch_loss) == 0
+    assert "no connection" in run.message
+
+
+def test_a_running_run_of_a_gone_tab_frees_its_slot_for_the_next_visitor():
+    gate = TrainingGate(capacity=1, max_waiting=4)
+    clock, connected = FakeClock(), {"gone": True, "next": True}
+    watch = SessionWatch(15, 135, lambda owner: connected[owner], clock=clock)
+    abandoned = make_run(gate, epochs=10_000, owner="gone")
+    waiting = make_run(gate, epochs=1, owner="next")
+    watch.track("gone", abandoned)
+    watch.track("next", waiting)
+    assert abandoned.start()
+    wait_until(lambda: abandoned.state == "running")
+    assert waiting.start() and waiting.state == "queued"
+    connected["gone"] = False
+    watch.check()
+    clock.now = 16
+    assert any("stopped while running" in e for e in watch.check())
+    wait_until(lambda: waiting.finished, timeout=10)
+    assert not abandoned.active and not abandoned.finished
+    assert len(abandoned.trainer.history.batch_loss) > 0  # the model so far is kept
+
+
+def test_a_tab_that_comes_back_within_the_grace_period_keeps_training():
+    clock, connected = FakeClock(), {"s1": False}
+    watch = SessionWatch(15, 135, lambda owner: connected[owner], clock=clock)
+    run = make_run(TrainingGate(capacity=1), epochs=10_000)
+    watch.track("s1", run)
+    assert run.start()
+    watch.check()  # gone at t=0
+    clock.now = 10
+    connected["s1"] = True
+    watch.check()  # back
+    connected["s1"] = False
+    clock.now = 20
+    watch.check()  # gone again at t=20
+    clock.now = 34
+    assert watch.check() == []
+    assert run.active
+    run.stop()
+
+
+def test_a_session_that_cannot_come_back_releases_its_runs_and_memory():
+    ledger = MemoryLedger(300 * MB, 700 * MB)
+    ledger.set("s1", "run", 50 * MB)
+    ledger.set("s1", "upload", 20 * MB)
+    clock, forgotten = FakeClock(), []
+
+    def forget(owner):
+        forgotten.append(owner)
+        ledger.release(owner)
+
+    watch = SessionWatch(15, 135, lambda owner: False, on_forget=forget, clock=clock)
+    run = make_run(TrainingGate(capacity=1))
+    assert run.step()
+    watch.track("s1", run)
+    watch.check()
+    clock.now = 135
+    events = watch.check()
+    assert forgotten == ["s1"] and ledger.held() == 0
+    assert "closed" in events[0] and "MB of runs released" in events[0]
+    assert run.disposed and run.trainer is None and run.dataset is None
+    assert watch.owners() == set()
+
+
+def test_a_replaced_run_is_not_kept_alive_by_the_watch():
+    import gc
+
+    watch = SessionWatch(15, 135, lambda owner: True)
+    run = make_run(TrainingGate(capacity=1))
+    watch.track("s1", run)
+    del run
+    gc.collect()
+    assert watch.check() == [] and watch.owners() == {"s1"}
+
+
+# ------------------------------------------------------------------ memory of runs
+def test_a_finished_run_reports_what_it_keeps_and_its_thread_says_when_it_stops():
+    seen = []
+    run = make_run(TrainingGate(capacity=1), on_idle=lambda r: seen.append(r.held_bytes()))
+    assert run.start()
+    wait_until(lambda: not run.active)
+    assert run.finished and len(seen) == 1
+    params = run.trainer.model.params.nbytes
+    assert params * 2 < seen[0] < 10 * MB
+
+
+def test_previous_session_id_is_none_outside_a_websocket_script_run():
+    assert previous_session_id() is None
+
+
+def test_concurrent_starts_never_exceed_the_capacity():
+    gate = TrainingGate(capacity=2, max_waiting=10)
+    runs = [make_run(gate, epochs=3, owner=f"s{i}") for i in range(5)]
+    peak = []
+
+    def watch_active():
+        while any(r.active for r in runs) or not peak:
+            peak.append(gate.active)
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=r.start) for r in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    watch_active()
+    assert max(peak) <= 2
+    assert all(r.finished for r in runs)
