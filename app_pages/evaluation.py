@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui import charts
 from ui.current_model import evaluated_model_or_stop
-from ui.views import digit_image
+from ui.views import clickable_chart, clicked_point, digit_image
 
 st.header("Evaluation")
 
@@ -16,22 +16,16 @@ n_classes = len(names)
 st.metric("Test accuracy", f"{result['accuracy']:.2%}", help=dataset.test_source)
 st.caption(f"On {dataset.test_source or 'the test set'}.")
 
-# A click on a cell selects that (true, predicted) pair, before the select boxes exist.
-event = st.session_state.get("confusion_chart")
-points = ((event or {}).get("selection") or {}).get("points", []) if event else []
-if points:
-    marker = (points[0].get("x"), points[0].get("y"))
-    if st.session_state.get("_cm_last_click") != marker:
-        st.session_state["_cm_last_click"] = marker
-        if marker[0] in names and marker[1] in names:
-            st.session_state["cm_pred"] = names.index(marker[0])
-            st.session_state["cm_true"] = names.index(marker[1])
-
-if "cm_true" not in st.session_state or "cm_pred" not in st.session_state:
+ss = st.session_state
+# A click on a cell picks that (true, predicted) pair, before the select boxes exist.
+point = clicked_point("confusion_chart", "_cm_clicked")
+if point is not None:
+    ss["cm_true"], ss["cm_pred"] = (int(v) for v in point["customdata"][:2])
+if ss.get("cm_true") not in range(n_classes) or ss.get("cm_pred") not in range(n_classes):
     # Start on the most frequent confusion.
     off = result["confusion"].astype(float) - np.diag(np.diag(result["confusion"]))
     worst = np.unravel_index(int(np.argmax(off)), off.shape)
-    st.session_state["cm_true"], st.session_state["cm_pred"] = int(worst[0]), int(worst[1])
+    ss["cm_true"], ss["cm_pred"] = int(worst[0]), int(worst[1])
 
 left, right = st.columns([3, 2])
 with left:
@@ -42,22 +36,18 @@ with left:
         key="cm_norm",
         horizontal=True,
     )
-    st.plotly_chart(
-        charts.confusion_figure(result["confusion"], names, normalise=norm == "rows"),
-        key="confusion_chart",
-        on_select="rerun",
-        selection_mode="points",
-        width="stretch",
+    figure = charts.confusion_figure(
+        result["confusion"], names, normalise=norm == "rows", selected=(ss.cm_true, ss.cm_pred)
     )
-with right:
+    clickable_chart(figure, "confusion_chart", "_cm_clicked", width="stretch")
+with right, st.container(key="cm_samples"):
     st.subheader("Samples in a cell")
     a, b = st.columns(2)
     true = a.selectbox("True class", range(n_classes), format_func=names.__getitem__, key="cm_true")
     pred = b.selectbox(
         "Predicted class", range(n_classes), format_func=names.__getitem__, key="cm_pred"
     )
-    y_test = dataset.y_test
-    idx = np.flatnonzero((y_test == true) & (result["y_pred"] == pred))
+    idx = np.flatnonzero((dataset.y_test == true) & (result["y_pred"] == pred))
     st.caption(f"{len(idx)} test images of class {names[true]} predicted as {names[pred]}.")
     if len(idx):
         shown = idx[:40]

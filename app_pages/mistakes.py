@@ -55,7 +55,9 @@ for row_start in range(0, len(shown), COLUMNS):
             st.image(digit_image(dataset.x_test[i], 3))
             st.markdown(f"true **{names[t]}** → predicted **{names[p]}** ({probs[i, p]:.0%})")
             st.plotly_chart(
-                charts.probability_figure(probs[i], names, true=t, height=170),
+                charts.probability_figure(
+                    probs[i], names, true=t, height=22 * len(names) + 10, horizontal=True
+                ),
                 key=f"mistake_probs_{row_start + slot}",
                 width="stretch",
             )

@@ -12,7 +12,9 @@ TRAIN = "#1f77b4"
 VAL = "#ff7f0e"
 BATCH = "rgba(31, 119, 180, 0.35)"
 GAP = 1  # pixels between tiles of the weight grid
+TILE_PX = 64  # height of a weight tile on screen (its width follows the page's column)
 MAX_POINTS = 1500
+LABEL_PX = 14  # chart text a person can read
 
 
 def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS):
@@ -143,18 +145,43 @@ def weights_grid_figure(
     scaling: str = "shared",
     title: str = "",
     selected: int | None = None,
+    first: int = 0,
+    limit: float | None = None,
 ) -> go.Figure:
-    """All first-layer units as one heatmap image, diverging colours centred on zero.
+    """Units of the first layer as one heatmap of tiles; click a tile to pick its unit.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (H * W, n)
+        The incoming weights of units ``first .. first + n - 1``.
+    image_shape : (H, W)
+    scaling : {"shared", "unit"}
+        See ``weight_tiles``.
+    title : str
+    selected : int, optional
+        The unit (its number in the whole layer) to outline.
+    first : int
+        The number of the first unit shown (pages of a wide layer).
+    limit : float, optional
+        The shared colour scale's half range; default: the largest weight shown. Pass the
+        whole layer's, so every page of it uses one scale.
 
     Values are sent quantised to int8 (the screen shows far fewer colours), which keeps a
-    live redraw of hundreds of units light.
+    live redraw light. A transparent marker over each tile's centre carries its unit in
+    ``customdata``: Plotly reports clicks on markers, not on heatmap cells.
     """
-    grid, limit, cols = weight_tiles(weights, image_shape, scaling)
-    quantised = np.round(grid / limit * 127).astype(np.int8)
-    ticks = [-127, 0, 127]
+    grid, grid_limit, cols = weight_tiles(weights, image_shape, scaling)
+    if scaling == "shared" and limit:
+        grid_limit = float(limit)
+    quantised = np.clip(np.round(grid / grid_limit * 127), -127, 127).astype(np.int8)
     labels = (
-        [f"{-limit:.3g}", "0", f"{limit:.3g}"] if scaling == "shared" else ["-max", "0", "+max"]
+        [f"{-grid_limit:.3g}", "0", f"{grid_limit:.3g}"]
+        if scaling == "shared"
+        else ["-max", "0", "+max"]
     )
+    h, w = int(image_shape[0]), int(image_shape[1])
+    n = weights.shape[1]
+    rows = math.ceil(n / cols)
     fig = go.Figure(
         go.Heatmap(
             z=quantised,
@@ -162,28 +189,65 @@ def weights_grid_figure(
             zmid=0,
             zmin=-127,
             zmax=127,
-            colorbar={"tickvals": ticks, "ticktext": labels, "thickness": 12},
-            hovertemplate="click to inspect<extra></extra>",
+            colorbar={"tickvals": [-127, 0, 127], "ticktext": labels, "thickness": 10},
+            hoverinfo="skip",
         )
     )
-    h, w = int(image_shape[0]), int(image_shape[1])
-    rows = math.ceil(weights.shape[1] / cols)
-    if selected is not None and 0 <= selected < weights.shape[1]:
-        r, c = divmod(selected, cols)
+    row, col = np.divmod(np.arange(n), cols)
+    fig.add_trace(
+        _click_targets(
+            col * (w + GAP) + (w - 1) / 2,
+            row * (h + GAP) + (h - 1) / 2,
+            first + np.arange(n),
+            "unit %{customdata}<extra>click to inspect</extra>",
+        )
+    )
+    if selected is not None and first <= selected < first + n:
+        r, c = divmod(selected - first, cols)
         x0, y0 = c * (w + GAP) - 0.5, r * (h + GAP) - 0.5
         fig.add_shape(
-            type="rect", x0=x0, y0=y0, x1=x0 + w, y1=y0 + h, line={"color": "black", "width": 2}
+            type="rect", x0=x0, y0=y0, x1=x0 + w, y1=y0 + h, line={"color": "black", "width": 3}
         )
-    side = min(900, max(420, 64 * max(rows, cols) + 80))
     fig.update_layout(
-        title=title,
-        height=side,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": title, "font": {"size": 14}},
+        height=rows * TILE_PX + 50,
+        margin={"l": 0, "r": 0, "t": 40, "b": 10},
         uirevision="weights",
+        hoverdistance=-1,  # a click anywhere picks the nearest tile
     )
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_xaxes(
+        visible=False,
+        range=[-0.5, cols * (w + GAP) - GAP - 0.5],
+        constrain="domain",
+        fixedrange=True,
+    )
+    fig.update_yaxes(
+        visible=False,
+        range=[rows * (h + GAP) - GAP - 0.5, -0.5],  # row 0 on top
+        scaleanchor="x",
+        constrain="domain",
+        constraintoward="top",
+        fixedrange=True,
+    )
     return fig
+
+
+def _click_targets(x, y, customdata, hovertemplate: str, text=None) -> go.Scatter:
+    """Invisible markers that make a heatmap clickable (one per cell or tile).
+
+    Streamlit's selection only reports points of marker traces, and a click selects the
+    marker nearest to it (``hoverdistance=-1`` in the layout makes that any distance).
+    """
+    return go.Scatter(
+        x=np.asarray(x).tolist(),
+        y=np.asarray(y).tolist(),
+        customdata=np.asarray(customdata).tolist(),
+        mode="markers",
+        marker={"size": 24, "symbol": "square", "opacity": 0},
+        hovertemplate=hovertemplate,
+        text=text,
+        showlegend=False,
+    )
 
 
 def image_figure(
@@ -241,40 +305,89 @@ def bar_figure(
 
 
 def probability_figure(
-    probs: np.ndarray, class_names: Sequence[str], true: int | None = None, height: int = 220
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    true: int | None = None,
+    height: int = 220,
+    horizontal: bool = False,
 ) -> go.Figure:
-    """The predicted probabilities as bars; the prediction in blue, the true class marked."""
+    """The predicted probabilities as bars; the prediction in blue, the true class marked.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (n_classes,)
+    class_names : sequence of n_classes str
+    true : int, optional
+        The true class: when the prediction is wrong it is red and the true class green.
+    height : int
+    horizontal : bool
+        One row per class with its percentage beside the bar (labels stay apart in a
+        narrow card, where vertical bars' labels would collide).
+    """
     probs = np.asarray(probs, dtype=np.float64)
     pred = int(probs.argmax())
     colours = ["#9ecae1"] * len(probs)
     colours[pred] = TRAIN if true is None or true == pred else "#d62728"
     if true is not None and true != pred:
         colours[true] = "#2ca02c"
+    names = [str(c) for c in class_names]
+    values = {"y": names, "x": probs} if horizontal else {"x": names, "y": probs}
     fig = go.Figure(
         go.Bar(
-            x=[str(c) for c in class_names],
-            y=probs,
+            **values,
+            orientation="h" if horizontal else "v",
             marker_color=colours,
             text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs],
             textposition="outside",
-            hovertemplate="%{x}: %{y:.2%}<extra></extra>",
+            textfont={"size": LABEL_PX},
+            constraintext="none",  # Plotly shrinks outside labels to the bar's width otherwise
+            cliponaxis=False,
+            hovertemplate=("%{y}: %{x:.2%}" if horizontal else "%{x}: %{y:.2%}")
+            + "<extra></extra>",
         )
     )
+    categories = {"type": "category", "tickmode": "linear", "dtick": 1}
+    shares = {"range": [0, 1.3 if horizontal else 1.15], "tickformat": ".0%"}
     fig.update_layout(
         height=height,
         margin={"l": 30, "r": 10, "t": 10, "b": 30},
-        yaxis={"range": [0, 1.15], "tickformat": ".0%"},
-        xaxis={"type": "category", "tickmode": "linear", "dtick": 1},
+        font={"size": LABEL_PX},
         showlegend=False,
     )
+    if horizontal:
+        fig.update_layout(
+            xaxis={**shares, "visible": False},
+            yaxis={**categories, "autorange": "reversed"},
+            margin={"l": 24, "r": 4, "t": 4, "b": 4},
+            bargap=0.15,
+        )
+    else:
+        fig.update_layout(xaxis=categories, yaxis=shares)
     return fig
 
 
 # ---------------------------------------------------------------------- evaluation
 def confusion_figure(
-    confusion: np.ndarray, class_names: Sequence[str], normalise: bool = False
+    confusion: np.ndarray,
+    class_names: Sequence[str],
+    normalise: bool = False,
+    selected: tuple[int, int] | None = None,
 ) -> go.Figure:
-    """The confusion matrix (rows: true class, columns: predicted), counts or row shares."""
+    """The confusion matrix (rows: true class, columns: predicted), counts or row shares.
+
+    Parameters
+    ----------
+    confusion : ndarray of shape (n_classes, n_classes)
+    class_names : sequence of n_classes str
+    normalise : bool
+        Show each row as shares of its true class (recall on the diagonal).
+    selected : (true, predicted), optional
+        The cell to outline.
+
+    A transparent marker over each cell carries ``[true, predicted]`` (class indices) in
+    its ``customdata`` (Plotly reports clicks on markers, not on heatmap cells). The axes are
+    fixed, so a drag neither pans nor zooms.
+    """
     counts = np.asarray(confusion, dtype=np.float64)
     if normalise:
         totals = counts.sum(axis=1, keepdims=True)
@@ -285,26 +398,59 @@ def confusion_figure(
         text = [[f"{int(v)}" if v else "" for v in row] for row in z]
     # Log-ish colour so the off-diagonal mistakes show next to a bright diagonal.
     colour = np.sqrt(z / (z.max() or 1.0))
-    names = [str(c) for c in class_names]
+    n = len(counts)
     fig = go.Figure(
         go.Heatmap(
             z=colour,
-            x=names,
-            y=names,
+            x=list(range(n)),
+            y=list(range(n)),
             text=text,
             texttemplate="%{text}",
-            customdata=counts,
+            textfont={"size": 13},
             colorscale="Blues",
             showscale=False,
-            hovertemplate="true %{y}, predicted %{x}: %{customdata:.0f}<extra></extra>",
+            hoverinfo="skip",
         )
     )
+    true, pred = np.divmod(np.arange(n * n), n)
+    names = [str(c) for c in class_names][:n]
+    fig.add_trace(
+        _click_targets(
+            pred,
+            true,
+            np.stack([true, pred], axis=1),
+            "%{text}<extra>click to see them</extra>",
+            text=[
+                f"true {names[t]}, predicted {names[p]}: {int(counts[t, p])} images"
+                for t, p in zip(true, pred, strict=True)
+            ],
+        )
+    )
+    if selected is not None:
+        t, p = selected
+        fig.add_shape(
+            type="rect",
+            x0=p - 0.5,
+            x1=p + 0.5,
+            y0=t - 0.5,
+            y1=t + 0.5,
+            line={"color": "#d62728", "width": 3},
+        )
+    axis = {
+        "tickmode": "array",
+        "tickvals": list(range(n)),
+        "ticktext": names,
+        "fixedrange": True,
+        "showgrid": False,
+        "zeroline": False,
+    }
     fig.update_layout(
         height=520,
         margin={"l": 60, "r": 10, "t": 40, "b": 50},
         title="Confusion matrix (click a cell)",
-        xaxis={"title": "predicted", "type": "category", "side": "bottom"},
-        yaxis={"title": "true", "type": "category", "autorange": "reversed"},
+        xaxis={**axis, "title": "predicted", "range": [-0.5, n - 0.5], "side": "bottom"},
+        yaxis={**axis, "title": "true", "range": [n - 0.5, -0.5]},
+        hoverdistance=-1,  # a click anywhere in the matrix picks the nearest cell
     )
     return fig
 

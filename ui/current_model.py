@@ -10,7 +10,7 @@ import streamlit as st
 
 from nn_core.io import LoadedModel, ModelFileError, load_model
 from ui import state as keys
-from ui.data import current_dataset
+from ui.data import current_dataset, mnist
 from ui.runner import TrainingRun, evaluate_model
 
 STARTER_PATH = Path(__file__).resolve().parent.parent / "assets" / "starter_model.npz"
@@ -75,15 +75,34 @@ def _square(n: int) -> tuple[int, int] | None:
     return (side, side) if side * side == n else None
 
 
-def evaluation(view: ModelView):
-    """(dataset, evaluation dict) of ``view`` on its test set, or (dataset, None) if unfit."""
+def evaluation(view: ModelView) -> tuple[object, dict | None, str]:
+    """The data set ``view`` is judged on, its test-set evaluation, and what to tell.
+
+    Returns
+    -------
+    dataset : nn_core.data.Dataset
+        The run's own data; else the data chosen in the sidebar; MNIST when the sidebar
+        asks for an upload that is missing or could not be read.
+    result : dict or None
+        ``nn_core.metrics.evaluate``'s dict; None when the model does not fit ``dataset``.
+    message : str
+        Empty, a note on which data is shown instead of the chosen one (with ``result``),
+        or why the model does not fit (without).
+    """
     if view.run is not None:
-        return view.run.dataset, view.run.evaluation()
-    dataset = current_dataset()
-    if dataset is None or dataset.n_features != view.model.sizes[0]:
-        return dataset, None
-    if dataset.n_classes > view.model.sizes[-1]:
-        return dataset, None
+        return view.run.dataset, view.run.evaluation(), ""
+    dataset, note = current_dataset(), ""
+    if dataset is None:  # "Upload a file" is chosen, with no usable upload
+        dataset = mnist()
+        problem = (
+            "The uploaded data set could not be read"
+            if st.session_state.get(keys.UPLOAD_ERROR)
+            else "No data set is uploaded yet"
+        )
+        note = f"{problem}, so this is {view.label} on MNIST's test set."
+    misfit = _misfit(view, dataset)
+    if misfit:
+        return dataset, None, misfit
     cache = st.session_state.setdefault("_eval_cache", {})
     key = (id(view.model), id(dataset))
     if key not in cache:
@@ -91,27 +110,40 @@ def evaluation(view: ModelView):
         cache[key] = evaluate_model(
             view.model, dataset.x_test, dataset.y_test, view.model.sizes[-1]
         )
-    return dataset, cache[key]
+    return dataset, cache[key], note
+
+
+def _misfit(view: ModelView, dataset) -> str:
+    """Why ``view``'s network cannot score ``dataset`` (its inputs or classes), or ""."""
+    n_inputs, n_outputs = view.model.sizes[0], view.model.sizes[-1]
+    if dataset.n_features == n_inputs and dataset.n_classes <= n_outputs:
+        return ""
+    height, width = dataset.image_shape
+    return (
+        f"{view.label[0].upper()}{view.label[1:]} takes {n_inputs}-pixel images and "
+        f"{n_outputs} classes; {dataset.name} has {height}x{width} images "
+        f"({dataset.n_features} pixels) and {dataset.n_classes} classes. Choose the data it "
+        "was trained on in the sidebar, or train a network on this data (**Start**)."
+    )
 
 
 def evaluated_model_or_stop() -> tuple[ModelView, object, dict]:
     """The page's model, its data set and its test-set evaluation.
 
     Stops the page with a message when there is no model, or when the model does not fit
-    the chosen data set.
+    the data set.
     """
     view = current_model()
     if view is None:
         no_model_message()
         st.stop()
     model_caption(view)
-    dataset, result = evaluation(view)
+    dataset, result, message = evaluation(view)
     if result is None:
-        st.warning(
-            "This model does not fit the chosen data set (different image size or classes). "
-            "Pick the data it was trained on in the sidebar."
-        )
+        st.warning(message)
         st.stop()
+    if message:
+        st.info(message)
     return view, dataset, result
 
 

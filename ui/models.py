@@ -48,25 +48,38 @@ def metrics_json(run) -> str:
     return json.dumps(jsonable(document), indent=2)
 
 
+MODEL_NAME = "uploaded_model_name"  # the file the uploaded model came from
+
+
 def _on_model_upload(key: str) -> None:
+    """Load the file now in the uploader ``key``; a message only ever names that file."""
     ss = st.session_state
     file = ss.get(key)
+    ss[keys.MODEL_ERROR] = None  # whatever was said was about the file that has just gone
     if file is None:
         return
     try:
-        ss[keys.UPLOADED_MODEL] = load_model(file, max_bytes=get_limits().max_upload_bytes)
-        ss[keys.MODEL_ERROR] = None
+        loaded = load_model(file, max_bytes=get_limits().max_upload_bytes)
     except ModelFileError as exc:
-        ss[keys.MODEL_ERROR] = str(exc)
+        ss[keys.MODEL_ERROR] = (key, str(exc))
+        return
     except Exception as exc:  # last line of defence: an unforeseen file must not break the page
         ss[keys.MODEL_ERROR] = (
+            key,
             f"{getattr(file, 'name', 'This file')} could not be read as a model "
-            f"({type(exc).__name__}: {exc}). Upload a .npz saved by digitlab."
+            f"({type(exc).__name__}: {exc}). Upload a .npz saved by digitlab.",
         )
+        return
+    ss[keys.UPLOADED_MODEL] = loaded
+    ss[MODEL_NAME] = getattr(file, "name", "the uploaded file")
 
 
 def upload_model_widget(key: str = "model_upload") -> None:
-    """A model-file uploader; a bad file shows its message and changes nothing else."""
+    """A model-file uploader; a bad file shows its message and changes nothing else.
+
+    The error shows beside the uploader that holds the bad file, and only while it does
+    (``keys.MODEL_ERROR`` is ``(uploader key, message)`` or None).
+    """
     st.file_uploader(
         "Model file (.npz saved by digitlab)",
         type=["npz"],
@@ -75,9 +88,15 @@ def upload_model_widget(key: str = "model_upload") -> None:
         args=(key,),
     )
     ss = st.session_state
-    if ss.get(keys.MODEL_ERROR):
-        st.error(ss[keys.MODEL_ERROR])
+    error = ss.get(keys.MODEL_ERROR)
+    failed = bool(error) and error[0] == key and ss.get(key) is not None
+    if failed:
+        st.error(error[1])
     loaded = ss.get(keys.UPLOADED_MODEL)
     if loaded is not None:
         sizes = keys.architecture_label(loaded.model.sizes)
-        st.caption(f"Uploaded model: {sizes}, classes {', '.join(loaded.class_names)}.")
+        name = ss.get(MODEL_NAME, "the uploaded file")
+        st.caption(
+            f"{'Still using' if failed else 'Using'} the model from {name}: {sizes}, "
+            f"classes {', '.join(loaded.class_names)}."
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -27,23 +29,65 @@ def live_area(render, every: float = 0.5) -> None:
     _area()
 
 
-def clicked_point(chart_key: str, memo_key: str) -> dict | None:
-    """The point just clicked on the chart ``chart_key``, or None.
+def clickable_chart(figure, key: str, memo_key: str, **kwargs) -> None:
+    """``st.plotly_chart`` whose clicks ``clicked_point(key, memo_key)`` reports.
 
-    A selection stays in ``st.session_state`` across reruns; ``memo_key`` remembers the last
-    one handled, so each click is applied once.
+    Plotly heatmaps report no selected points, so a clickable figure carries a scatter
+    trace with one (invisible) marker per cell; see ``ui.charts``. A click selects that
+    marker and Streamlit reruns.
     """
+    st.plotly_chart(
+        figure,
+        key=key,
+        on_select=functools.partial(_note_click, key, memo_key),
+        selection_mode="points",
+        **kwargs,
+    )
+
+
+def _note_click(chart_key: str, memo_key: str) -> None:
+    # Runs only when the browser sends a new selection. A changed figure is a new element
+    # to Streamlit, with an empty selection: comparing the selection with the last one
+    # applied would drop a second click on the same cell after, say, a select box moved away.
+    st.session_state[memo_key] = True
+
+
+def clicked_point(chart_key: str, memo_key: str) -> dict | None:
+    """The point just clicked on the chart ``chart_key``, once; otherwise None.
+
+    Parameters
+    ----------
+    chart_key : str
+        The chart's key (drawn with ``clickable_chart(figure, chart_key, memo_key)``).
+    memo_key : str
+        Session-state key set when the chart reports a new selection and cleared here,
+        so the same selection is never applied twice.
+
+    Returns
+    -------
+    dict or None
+        Plotly's point: ``x``, ``y``, ``point_index``, ``curve_number`` and ``customdata``
+        (a list). None when nothing new was clicked, or a click cleared the selection.
+    """
+    if not st.session_state.pop(memo_key, False):
+        return None
     event = st.session_state.get(chart_key)
     selection = event.get("selection") if event and hasattr(event, "get") else None
     points = (selection or {}).get("points") or []
     if not points:
         return None
-    point = points[0]
-    marker = (point.get("x"), point.get("y"), point.get("curve_number"), point.get("point_index"))
-    if st.session_state.get(memo_key) == marker:
-        return None
-    st.session_state[memo_key] = marker
+    point = dict(points[0])
+    point["customdata"] = _as_list(point.get("customdata"))
     return point
+
+
+def _as_list(value) -> list:
+    """Plotly sends a point's customdata row as a list, or as {"0": a, "1": b, ...}."""
+    if isinstance(value, dict):
+        return [value[k] for k in sorted(value, key=int)]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [] if value is None else [value]
 
 
 def digit_image(image: np.ndarray, factor: int = 4) -> np.ndarray:

@@ -257,7 +257,8 @@ class App:
     def nav(self, title: str, slug: str | None = None) -> None:
         link = self.sidebar.locator("[data-testid=stSidebarNav] a").filter(has_text=title)
         link.click()
-        self.page.wait_for_url(f"**/{slug or title.lower()}")
+        # Share links may follow the path as a query string.
+        self.page.wait_for_url(re.compile(rf"/{slug or title.lower()}(\?.*)?$"))
         expect(self.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
         self.settle()
 
@@ -274,6 +275,60 @@ class App:
                 return plots
             time.sleep(0.25)
         raise AssertionError(f"charts never matched within {timeout:g} s; last seen: {plots}")
+
+    # -- clicking and dragging on charts (Plotly maps data to pixels: axis.d2p)
+    def plot(self, key: str):
+        """The drawn Plotly element of the main-area chart with key ``key`` (waits for it:
+        Plotly's script loads lazily, seconds after the page on a busy machine)."""
+        plot = self.main.locator(f".st-key-{key} .js-plotly-plot").first
+        expect(plot).to_be_visible(timeout=30_000)
+        plot.evaluate(
+            "(el) => new Promise((ok) => { const t = () => el._fullLayout ? ok() :"
+            " setTimeout(t, 50); t(); })"
+        )
+        return plot
+
+    def plot_geometry(self, key: str) -> dict:
+        """Where chart ``key``'s plot area is on the page and what its axes show.
+
+        Returns ``{"left", "top", "width", "height"}`` of the plot area in page pixels and
+        ``x_range``, ``y_range``: the axes' ranges (data units).
+        """
+        return self.plot(key).evaluate(
+            """(el) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
+              return {left: r.left + fl.xaxis._offset, top: r.top + fl.yaxis._offset,
+                      width: fl.xaxis._length, height: fl.yaxis._length,
+                      x_range: fl.xaxis.range.slice(), y_range: fl.yaxis.range.slice()}; }"""
+        )
+
+    def plot_position(self, key: str, x, y) -> tuple[float, float]:
+        """Page pixels of the data point (x, y) on chart ``key`` (numbers or categories)."""
+        return tuple(
+            self.plot(key).evaluate(
+                """(el, [x, y]) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
+                  return [r.left + fl.xaxis._offset + fl.xaxis.d2p(x),
+                          r.top + fl.yaxis._offset + fl.yaxis.d2p(y)]; }""",
+                [x, y],
+            )
+        )
+
+    def click_plot(self, key: str, x, y) -> None:
+        """Click chart ``key`` where it draws the data point (x, y), as a person would."""
+        px, py = self.plot_position(key, x, y)
+        self.page.mouse.move(px, py)
+        self.page.wait_for_timeout(150)  # let Plotly's hover find the point first
+        self.page.mouse.click(px, py)
+        self.settle()
+
+    def drag_plot(self, key: str, start, end, steps: int = 15) -> None:
+        """Press at data point ``start`` on chart ``key``, move to ``end``, release."""
+        (x0, y0), (x1, y1) = self.plot_position(key, *start), self.plot_position(key, *end)
+        self.page.mouse.move(x0, y0)
+        self.page.mouse.down()
+        for i in range(1, steps + 1):
+            self.page.mouse.move(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps)
+        self.page.mouse.up()
+        self.settle()
 
     # -- the drawing canvas (in a shadow root: Playwright locators reach it)
     def draw_vertical_stroke(self) -> None:
