@@ -34,6 +34,7 @@ LABEL_ALIASES = ("class", "classes", "target", "digit", "y", "labels", "category
 # so that the message can say where they are.
 NAN_TEXT = ["nan", "NaN", "NAN", "-nan", "+nan", "-NaN", "+NaN"]
 WIDE = 4096  # columns; wider tables are parsed as one long column (see _read_long)
+CHUNK_VALUES = 2**22  # values pandas parses at a time (5,343 rows of train.csv)
 
 
 def load_kaggle_csv(
@@ -304,26 +305,27 @@ def _parse_table(
     for fast in (True, False):
         try:
             if n_cols > WIDE:
-                table = _read_long(data, offset, n_cols, _dtype(fast, labelled, None))
+                pixels, labels = _read_long(data, offset, n_cols, _dtype(fast, labelled)), None
             else:
-                table = _read_wide(data, offset, _dtype(fast, labelled, label_col))
+                split = label_col if labelled else None
+                dtype = _dtype(fast, labelled, split)
+                pixels, labels = _read_chunks(data, offset, n_cols, dtype, split, name=name)
+        except DataError:
+            raise
         except (ValueError, OverflowError):  # pandas' ParserError, UnicodeDecodeError too
             continue
-        if table.shape[1] != n_cols:
-            raise DataError(
-                f"{name}: the rows have {table.shape[1]} values but the header has "
-                f"{n_cols} columns. Every row needs one value per header column."
-            )
-        if labelled and label_col is None:
-            first_wins = _label_is_first(_column(table, 0), _column(table, n_cols - 1))
-            label_col = 0 if first_wins else n_cols - 1
-        pixels, labels = _split(table, label_col if labelled else None)
+        if labelled and labels is None:  # the whole table was read as one: split it
+            if label_col is None:
+                first_wins = _label_is_first(pixels[:, 0], pixels[:, -1])
+                label_col = 0 if first_wins else n_cols - 1
+            labels = pixels[:, label_col].copy()
+            pixels = np.delete(pixels, label_col, axis=1)
         _check_finite(pixels, labels, header, label_col, name=name)
         return pixels, labels
     raise _locate_bad_cell(data, offset, header, name=name)
 
 
-def _dtype(fast: bool, labelled: bool, label_col: int | None):
+def _dtype(fast: bool, labelled: bool, label_col: int | None = None):
     """The dtype(s) pandas reads the columns as (see :func:`_parse_table`)."""
     if not fast:
         return np.float32
@@ -332,11 +334,44 @@ def _dtype(fast: bool, labelled: bool, label_col: int | None):
     return np.uint16 if labelled else np.uint8  # labels go up to 999
 
 
-def _read_wide(data: bytes, offset: int, dtype) -> pd.DataFrame:
-    """The rows from byte ``offset`` as a DataFrame with integer column names."""
+def _read_chunks(
+    data: bytes, offset: int, n_cols: int, dtype, label_col: int | None, *, name: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows from byte ``offset``, read a few thousand at a time into one array.
+
+    Reading in chunks keeps pandas' frame small: for Kaggle's train.csv the only full-size
+    result is the 33 MB of uint8 pixels (a whole frame would hold them twice).
+
+    Returns
+    -------
+    table : ndarray of shape (n_rows, n_cols), or (n_rows, n_cols - 1) without the labels
+    labels : ndarray of shape (n_rows,), or None when ``label_col`` is None
+    """
     buffer = io.BytesIO(data)  # shares ``data``: no copy
     buffer.seek(offset)
-    return _read_csv(buffer, dtype)
+    most_rows = data.count(b"\n", offset) + 1  # memory np.empty never touches costs nothing
+    table = labels = None
+    n_rows = 0
+    chunks = _read_csv(buffer, dtype, chunksize=max(1, CHUNK_VALUES // n_cols))
+    with chunks, np.errstate(all="ignore"):  # pandas' casts warn before they fail
+        for chunk in chunks:
+            if chunk.shape[1] != n_cols:
+                raise DataError(
+                    f"{name}: the rows have {chunk.shape[1]} values but the header has "
+                    f"{n_cols} columns. Every row needs one value per header column."
+                )
+            part = None if label_col is None else chunk.pop(label_col).to_numpy()
+            values = chunk.to_numpy()
+            if table is None:
+                table = np.empty((most_rows, values.shape[1]), values.dtype)
+                labels = None if part is None else np.empty(most_rows, part.dtype)
+            table[n_rows : n_rows + len(values)] = values
+            if part is not None:
+                labels[n_rows : n_rows + len(part)] = part
+            n_rows += len(values)
+    if table is None:
+        raise ValueError("no rows")
+    return table[:n_rows], None if labels is None else labels[:n_rows]
 
 
 def _read_long(data: bytes, offset: int, n_cols: int, dtype) -> np.ndarray:
@@ -365,30 +400,17 @@ def _read_long(data: bytes, offset: int, n_cols: int, dtype) -> np.ndarray:
     return values[0].to_numpy().reshape(n_rows, n_cols)
 
 
-def _read_csv(buffer: io.BytesIO, dtype, **options) -> pd.DataFrame:
-    """``pd.read_csv`` with digitlab's settings: no header, NaN only where written."""
+def _read_csv(buffer: io.BytesIO, dtype, **options):
+    """``pd.read_csv`` with digitlab's settings: no header, NaN only where written.
+
+    Returns a DataFrame, or a reader of DataFrames when ``chunksize`` is given.
+    """
     if dtype is np.float32:
         options.update(na_filter=True, keep_default_na=False, na_values=NAN_TEXT)
     else:
         options.update(na_filter=False)
     with np.errstate(all="ignore"):  # pandas' casts warn before they fail
         return pd.read_csv(buffer, header=None, dtype=dtype, encoding="utf-8", **options)
-
-
-def _column(table: pd.DataFrame | np.ndarray, i: int) -> np.ndarray:
-    return table[i].to_numpy() if isinstance(table, pd.DataFrame) else table[:, i]
-
-
-def _split(
-    table: pd.DataFrame | np.ndarray, label_col: int | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(pixels (n, D), labels (n,) or None) from a parsed table."""
-    if label_col is None:
-        return np.asarray(table), None
-    if isinstance(table, pd.DataFrame):
-        labels = table.pop(label_col).to_numpy()
-        return table.to_numpy(), labels
-    return np.delete(table, label_col, axis=1), table[:, label_col].copy()
 
 
 def _check_finite(

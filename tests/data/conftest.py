@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import io
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from tests.kaggle_train import write_kaggle_train
 
 
 def images(n: int = 30, side: int = 8, n_classes: int = 3, seed: int = 0):
@@ -61,3 +64,9 @@ def make() -> SimpleNamespace:
         npz_bytes=npz_bytes,
         gz=gzip.compress,
     )
+
+
+@pytest.fixture(scope="session")
+def kaggle_train(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Kaggle's train.csv (42,000 MNIST rows, ~73 MB) and train.csv.gz, built once."""
+    return write_kaggle_train(tmp_path_factory.mktemp("kaggle"))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nn_core.data import DataError, load_kaggle_csv, load_unlabelled_csv
+from nn_core.data import DataError, load_dataset, load_kaggle_csv, load_mnist, load_unlabelled_csv
 
 
 def _header(d: int = 64, label: bool = True) -> str:
@@ -258,10 +257,33 @@ def test_leading_blank_lines_and_trailing_newlines(make) -> None:
     assert len(ds.y_train) + len(ds.y_test) == 30
 
 
-def test_parses_kaggle_sized_rows_fast(make) -> None:
-    x, y = make.images(4200, 28, 10)
-    data = make.csv_text(x, y).encode()
-    start = time.perf_counter()
-    ds = load_kaggle_csv(data)
-    assert time.perf_counter() - start < 1.0  # a 42,000-row train.csv takes ~1.3 s
-    assert len(ds.y_train) + len(ds.y_test) == 4200
+MIB = 1024**2
+
+
+@pytest.mark.parametrize("which", ["raw", "gz"])
+def test_kaggle_train_csv_loads_at_the_hosted_caps(kaggle_train, which: str) -> None:
+    path = kaggle_train[0 if which == "raw" else 1]
+    ds = load_dataset(path, max_bytes=100 * MIB, max_unzipped_bytes=300 * MIB)
+    assert ds.name == path.name and ds.image_shape == (28, 28) and ds.x_train.dtype == np.uint8
+    mnist = load_mnist()
+    held_out = sum(round(n * 0.15) for n in np.bincount(mnist.y_train[:42_000]))
+    assert (len(ds.y_train), len(ds.y_test)) == (42_000 - held_out, held_out)
+    expected = mnist.x_train[:42_000].reshape(42_000, -1)
+    got = np.concatenate([ds.x_train, ds.x_test]).reshape(42_000, -1)
+    order = np.lexsort(got.T[::-1])
+    np.testing.assert_array_equal(got[order], expected[np.lexsort(expected.T[::-1])])
+    assert (
+        np.bincount(np.concatenate([ds.y_train, ds.y_test])).tolist()
+        == np.bincount(mnist.y_train[:42_000]).tolist()
+    )
+
+
+def test_kaggle_train_csv_is_refused_clearly_over_a_small_cap(kaggle_train) -> None:
+    raw, packed = kaggle_train
+    with pytest.raises(DataError, match="too large") as info:
+        load_dataset(raw, max_bytes=50 * MIB)
+    assert "train.csv" in str(info.value) and "73 MB" in str(info.value)
+    assert "50 MB limit" in str(info.value)
+    with pytest.raises(DataError, match="decompresses") as info:
+        load_dataset(packed, max_bytes=50 * MIB, max_unzipped_bytes=50 * MIB)
+    assert info.value.over_limit and "train.csv.gz" in str(info.value)
