@@ -28,7 +28,7 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -181,7 +181,12 @@ def jsonable(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ load
-def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
+def load_model(
+    source: Source,
+    *,
+    max_bytes: int = MAX_BYTES,
+    check_memory: Callable[[list[int], str], None] | None = None,
+) -> LoadedModel:
     """Read a digitlab model file safely.
 
     Parameters
@@ -191,6 +196,10 @@ def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
         ``UploadedFile``), rewound first when it is seekable.
     max_bytes : int
         Files larger than this are refused before being read.
+    check_memory : callable, optional
+        ``check_memory(sizes, dtype)`` is called with the declared layer sizes and dtype
+        before any weight array is read; it raises ``ValueError`` (e.g.
+        ``nn_core.memory.MemoryBudgetError``) to refuse a model too large to hold.
 
     Returns
     -------
@@ -228,6 +237,11 @@ def load_model(source: Source, *, max_bytes: int = MAX_BYTES) -> LoadedModel:
         document = _read_config(archive, members, label)
         sizes = _check_config(document, label)
         _check_declared_size(sizes, len(data), label)
+        if check_memory is not None:
+            try:
+                check_memory(sizes, document["architecture"]["dtype"])
+            except ValueError as exc:
+                raise ModelFileError(str(exc)) from exc
         model = _empty_model(document, sizes, label)
         _read_layers(archive, members, model, label)
     shape = document.get("image_shape")

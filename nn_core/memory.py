@@ -23,7 +23,7 @@ from nn_core.network import GRADIENT_CHUNK, PREDICT_CHUNK, n_parameters
 from nn_core.training import SNAPSHOT_BUDGET_BYTES
 
 MB = 2**20
-SNAPSHOT_ITEMSIZE = 2  # first-layer snapshots are float16 (training.Trainer)
+SNAPSHOT_ITEMSIZE = 4  # first-layer snapshots are float32 (training.Trainer)
 # Bytes per pixel of the temporary arrays an augmented batch goes through (padding, the
 # gathered copy, the int32 gather index of a rotation).
 AUGMENT_BYTES_PER_PIXEL = 8

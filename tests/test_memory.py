@@ -210,10 +210,16 @@ def test_full_batch_counts_the_float_copy_of_the_data():
 
 
 def test_snapshots_stop_growing_at_the_trainers_budget():
-    sizes = (784, 512, 10)
-    one = 784 * 512 * 2
-    assert snapshot_bytes(sizes, 3) == 4 * one
-    assert snapshot_bytes(sizes, 10_000) <= SNAPSHOT_BUDGET_BYTES + one
+    from nn_core.training import Trainer
+
+    config = TrainConfig(hidden=(32,), batch_size=64, epochs=3, val_fraction=0.0)
+    trainer = Trainer(config, np.zeros((128, 8, 8), np.uint8), np.arange(128) % 2)
+    trainer.fit()
+    kept = sum(a.nbytes for a in trainer.snapshots.values())
+    assert len(trainer.snapshots) == 4
+    assert snapshot_bytes((64, 32, 2), 3) == kept
+    one = 784 * 512 * trainer.snapshots[0].itemsize
+    assert snapshot_bytes((784, 512, 10), 10_000) <= SNAPSHOT_BUDGET_BYTES + one
 
 
 def test_estimate_parts_and_breakdown():
@@ -281,3 +287,37 @@ def test_estimate_matches_what_the_trainer_really_allocates_per_part():
     assert estimate.parameters == 3 * per_copy
     moments = [a for a in trainer.optimizer.state.values() if a.shape == trainer.model.params.shape]
     assert estimate.optimizer == 2 * sum(a.nbytes for a in moments)  # the state and its copy
+
+
+def test_load_model_asks_before_reading_any_weights(tmp_path):
+    """The io hook: the declared sizes reach ``check_memory`` first; a refusal is a
+    ModelFileError with the ledger's sentence, and no weight array is read."""
+    import io as _io
+
+    from nn_core.io import ModelFileError, load_model, save_model
+    from nn_core.network import MLP
+
+    buffer = _io.BytesIO()
+    save_model(buffer, MLP(784, (512,), 10, dtype="float64"), class_names=list("0123456789"))
+    data = buffer.getvalue()
+    ledger = MemoryLedger(session_cap=1 * MB, server_cap=700 * MB)
+    seen = []
+
+    def check(sizes, dtype):
+        seen.append((list(sizes), dtype))
+        estimate = model_memory(sizes, dtype)
+        ledger.reserve("s1", "model", estimate, "This model", "save a smaller network")
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="DIGITLAB_MAX_SESSION_MB") as info:
+            load_model(data, check_memory=check)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == [([784, 512, 10], "float64")]
+    assert "This model needs about" in str(info.value)
+    assert peak < 784 * 512 * 8 / 2  # the first weight matrix alone is 3.2 MB
+    assert ledger.held() == 0
+    loaded = load_model(data, check_memory=lambda sizes, dtype: None)
+    assert loaded.model.sizes == (784, 512, 10)

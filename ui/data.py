@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from nn_core.data import DataError, Dataset, load_dataset, load_mnist
+from ui import hosting
 from ui import state as keys
 from ui.limits import Limits
 
@@ -73,6 +74,10 @@ def on_upload() -> None:
             f"{names} could not be read ({type(exc).__name__}: {exc}). Upload a Kaggle CSV "
             "(label, pixel0, ...), an .npz with x_train and y_train, or MNIST IDX files."
         )
+        return
+    refusal = hosting.reserve_upload(dataset)  # images too large to train on this server
+    if refusal:
+        ss[keys.UPLOAD_ERROR] = refusal
         return
     ss[keys.UPLOADED_DATA] = dataset
     ss[keys.UPLOAD_ERROR] = None

@@ -31,7 +31,16 @@ from dataclasses import dataclass, field
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from nn_core.memory import MemoryLedger, mb
+from nn_core.config import TrainConfig
+from nn_core.memory import (
+    MemoryBudgetError,
+    MemoryEstimate,
+    MemoryLedger,
+    mb,
+    model_memory,
+    session_refusal,
+    training_memory,
+)
 from ui.limits import get_limits
 
 LOG = logging.getLogger("digitlab.hosting")
@@ -236,6 +245,64 @@ def register_session() -> str:
     owner = session_id()
     watch().track(owner)
     return owner
+
+
+# ------------------------------------------------------------------------ uploads
+# The smallest network anything can train: softmax regression, plain gradient descent.
+SMALLEST = TrainConfig(hidden=(), optimizer="gd", epochs=1)
+
+
+def reserve_upload(dataset) -> str:
+    """Reserve an uploaded data set's memory for this session; the refusal sentence, or "".
+
+    Refused when the images are so large that even the smallest network could not train
+    on them within the per-session cap, or when the data does not fit beside the rest.
+    """
+    n_inputs = int(dataset.x_train[0].size)
+    held = sum(a.nbytes for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
+    data = MemoryEstimate(data=held)
+    smallest = data + training_memory(
+        SMALLEST,
+        len(dataset.y_train),
+        n_inputs,
+        dataset.n_classes,
+        input_itemsize=dataset.x_train.itemsize,
+        n_test=len(dataset.y_test),
+    )
+    book = ledger()
+    if smallest.total > book.session_cap:
+        side = " x ".join(str(s) for s in dataset.x_train.shape[1:])
+        what = (
+            f"Training on {len(dataset.y_train):,} images of {side} pixels, even with softmax "
+            "regression,"
+        )
+        return session_refusal(
+            what, smallest, book.session_cap, "use smaller images or fewer of them"
+        )
+    try:
+        book.reserve(
+            session_id(), "upload", data, "This data set", "upload fewer or smaller images"
+        )
+    except MemoryBudgetError as exc:
+        return str(exc)
+    return ""
+
+
+def check_model_memory(sizes, dtype) -> None:
+    """``nn_core.io.load_model``'s ``check_memory``: reserve what loading and using a model of
+    these layer sizes needs, before any of its arrays is read.
+
+    Raises
+    ------
+    MemoryBudgetError
+        When it does not fit this session's or the server's cap.
+    """
+    if dtype not in ("float32", "float64"):
+        return  # not a model digitlab can build; the loader says so
+    estimate = model_memory(sizes, dtype)
+    ledger().reserve(
+        session_id(), "model", estimate, "This model", "save a smaller network, or in float32"
+    )
 
 
 # ---------------------------------------------------------------------------- restarts
