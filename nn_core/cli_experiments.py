@@ -173,7 +173,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _prepare_out_dir(args.out_dir, args.force)
     dataset = _load(args, config)
     jobs = max(1, min(args.jobs, len(runs)))
-    blas = args.blas_threads or max(1, (os.cpu_count() or 1) // jobs)
+    blas = args.blas_threads or (1 if args.dask else max(1, (os.cpu_count() or 1) // jobs))
     try:
         results = run_sweep(
             runs, dataset, jobs=jobs, dask_address=args.dask, blas_threads=blas,
@@ -182,11 +182,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    where = f"the Dask cluster at {args.dask}" if args.dask else f"{jobs} process(es)"
+    if args.dask:
+        where = f"on the Dask cluster at {args.dask}"
+    else:
+        where = f"{jobs} processes on this machine" if jobs > 1 else "one after another"
+    seeds_text = ",".join(str(s) for s in sorted({r.seed for r in runs}))
     print(
-        f"Sweep of {len(runs)} runs ({grid.text()}; seeds "
-        f"{','.join(str(s) for s in sorted({r.seed for r in runs}))}) on {dataset.name}, "
-        f"{where}, {blas} BLAS thread(s) each; results in {args.out_dir}/",
+        f"Sweep of {len(runs)} runs ({grid.text()}; seeds {seeds_text}) on {dataset.name}: "
+        f"{where}, {blas} BLAS thread(s) per run; results in {args.out_dir}/",
         flush=True,
     )
     return _collect(results, runs, grid, args.out_dir)

@@ -45,6 +45,7 @@ MAX_VALUES_PER_SETTING = 100
 DEFAULT_MAX_RUNS = 500
 MAX_SEED = 2**31 - 1
 DASK_CONNECT_TIMEOUT = 10.0
+DASK_ENV = "DIGITLAB_DASK_SCHEDULER"
 NOT_SWEPT = ("seed",)  # seeds are their own axis
 
 
@@ -601,6 +602,12 @@ def import_distributed() -> Any:
     return distributed
 
 
+def scheduler_from_env(env: dict[str, str] | None = None) -> str | None:
+    """The Dask scheduler the app sends sweeps to: ``DIGITLAB_DASK_SCHEDULER``, or None."""
+    value = (os.environ if env is None else env).get(DASK_ENV, "").strip()
+    return value or None
+
+
 def connect_dask(address: str, timeout: float = DASK_CONNECT_TIMEOUT) -> Any:
     """A ``distributed.Client`` for the scheduler at ``address``, or one SweepError."""
     distributed = import_distributed()
@@ -609,11 +616,48 @@ def connect_dask(address: str, timeout: float = DASK_CONNECT_TIMEOUT) -> Any:
             f"{address!r} is not a Dask scheduler address; write it like tcp://HOST:8786."
         )
     try:
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise SweepError(
             f"No Dask scheduler answered at {address} within {timeout:g} s ({_first_line(exc)}). "
             "Start one with `dask scheduler` and check the address and port."
+        ) from exc
+    try:
+        _wait_for_a_worker(distributed, client, address, timeout)
+        check_cluster(client)
+    except SweepError:
+        client.close()
+        raise
+    return client
+
+
+def check_cluster(client: Any) -> None:
+    """Refuse a cluster whose scheduler or workers cannot import ``nn_core``: every task
+    would fail to unpickle there. One SweepError naming where it is missing."""
+
+    def importable() -> bool:  # pickled by value, so it runs where nn_core is missing
+        import importlib.util
+
+        return importlib.util.find_spec("nn_core") is not None
+
+    missing = [] if client.run_on_scheduler(importable) else ["the scheduler"]
+    workers = client.run(importable)
+    missing += [f"worker {address}" for address, ok in sorted(workers.items()) if not ok]
+    if missing:
+        raise SweepError(
+            f"{', '.join(missing[:3])}{' and others' if len(missing) > 3 else ''} cannot import "
+            "digitlab's nn_core: start `dask scheduler` and `dask worker` with the digitlab "
+            "folder on PYTHONPATH (and the same Python packages as here)."
+        )
+
+
+def _wait_for_a_worker(distributed: Any, client: Any, address: str, timeout: float) -> None:
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, distributed.TimeoutError, OSError) as exc:
+        raise SweepError(
+            f"The Dask scheduler at {address} has no workers (none joined within {timeout:g} "
+            f"s): start some with `dask worker {address} --nthreads 1`."
         ) from exc
 
 

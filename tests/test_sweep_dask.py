@@ -171,3 +171,37 @@ def test_the_command_line_reports_an_unreachable_scheduler_in_one_line(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1
     assert len(err) == 1 and err[0].startswith(f"error: No Dask scheduler answered at {address}")
+
+
+def test_a_cluster_that_cannot_import_digitlab_is_named_before_any_run():
+    from types import SimpleNamespace
+
+    from nn_core.sweep import check_cluster
+
+    fake = SimpleNamespace(
+        run_on_scheduler=lambda fn: fn(),  # this process has nn_core
+        run=lambda fn: {"tcp://10.0.0.7:4001": False, "tcp://10.0.0.8:4001": fn()},
+    )
+    with pytest.raises(SweepError) as caught:
+        check_cluster(fake)
+    assert str(caught.value).startswith("worker tcp://10.0.0.7:4001 cannot import digitlab's")
+    assert "PYTHONPATH" in str(caught.value)
+
+
+def test_a_scheduler_without_workers_gets_one_clear_message(data):
+    empty = distributed.LocalCluster(
+        n_workers=0, processes=False, dashboard_address=":0", silence_logs=logging.CRITICAL
+    )
+    with empty, pytest.raises(SweepError) as caught:
+        run_sweep(runs("lr=1e-3"), data, dask_address=empty.scheduler_address, connect_timeout=1)
+    assert "has no workers (none joined within 1 s): start some with `dask worker" in str(
+        caught.value
+    )
+
+
+def test_the_app_reads_the_scheduler_from_the_environment():
+    from nn_core.sweep import scheduler_from_env
+
+    assert scheduler_from_env({"DIGITLAB_DASK_SCHEDULER": " tcp://h:8786 "}) == "tcp://h:8786"
+    assert scheduler_from_env({"DIGITLAB_DASK_SCHEDULER": ""}) is None
+    assert scheduler_from_env({}) is None
