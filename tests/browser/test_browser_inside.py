@@ -29,6 +29,13 @@ def app(browser, browser_context_args, open_app):
         context.close()
 
 
+def _go(app, title: str) -> None:
+    """Open a page from the sidebar navigation (the URL may carry the settings as a query)."""
+    app.sidebar.locator("[data-testid=stSidebarNav] a").filter(has_text=title).click()
+    expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
+    app.settle()
+
+
 def _bars(plots, key):
     return [p["traces"][0] for p in plots if p["key"] == key and p["traces"]]
 
@@ -52,11 +59,11 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def test_a_drawn_digit_is_explained_inside(app):
-    app.nav("Draw")
+    _go(app, "Draw")
     app.draw_vertical_stroke()
     drawn = app.prediction()
 
-    app.nav("Inside")
+    _go(app, "Inside")
     expect(app.main.locator(".st-key-inside_source input[type=radio]").first).to_be_checked()
     heading = app.main.get_by_text(re.compile(r"Prediction: \d \(\d+%\)"))
     expect(heading).to_be_visible()
@@ -138,10 +145,10 @@ def test_a_huge_image_is_refused_from_its_header(app, tmp_path):
 
 
 def test_an_empty_drawing_gets_one_sentence(app):
-    app.nav("Draw")
+    _go(app, "Draw")
     app.main.locator(".st-key-draw_clear button").click()
     app.settle()
-    app.nav("Inside")
+    _go(app, "Inside")
     _source(app, "My drawing (Draw page)")
     expect(
         app.main.get_by_text(
@@ -166,7 +173,7 @@ def test_the_view_follows_the_network_while_it_trains(app):
     app.button("btn_start").click()
     expect(
         app.main.get_by_text(re.compile(r"Showing the network trained in this session"))
-    ).to_be_visible()
+    ).to_be_visible(timeout=30_000)
     try:
         plots = app.wait_plots(lambda ps: bool(_bars(ps, "inside_probs")), key="inside_probs")
         first = _bars(plots, "inside_probs")[0]["y"]
@@ -175,7 +182,9 @@ def test_the_view_follows_the_network_while_it_trains(app):
             time.sleep(0.5)
             later = _probabilities(app) or first
         assert later != first, "the probabilities never changed while the network trained"
-        expect(app.main.get_by_text(re.compile(r"epoch [\d.]+ of 500, training…"))).to_be_visible()
+        training = app.main.get_by_text(re.compile(r"epoch [\d.]+ of 500, training…"))
+        expect(training).to_be_visible(timeout=15_000)
     finally:
         app.button("btn_stop").click()
-    expect(app.main.get_by_text(re.compile(r"epoch [\d.]+ of 500, paused"))).to_be_visible()
+    paused = app.main.get_by_text(re.compile(r"epoch [\d.]+ of 500, paused"))
+    expect(paused).to_be_visible(timeout=30_000)
