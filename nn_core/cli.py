@@ -311,25 +311,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.train_subset is not None:
         dataset = dataset.subset(args.train_subset, seed=config.seed)
     trainer = _new_trainer(config, dataset)
-    wall, interrupted = _fit(trainer, quiet=args.quiet)
-    if trainer.divergence is not None:
-        print(f"error: {trainer.divergence.sentence}", file=sys.stderr)
-        return DIVERGED
-    _save(args.out, trainer, dataset, test=None)
-    if interrupted:
+    with CtrlC(trainer) as ctrl_c:  # covers the first save: a Ctrl-C then waits for the file
+        wall = _fit(trainer, quiet=args.quiet)
+        if trainer.divergence is not None:
+            print(f"error: {trainer.divergence.sentence}", file=sys.stderr)
+            return DIVERGED
+        if ctrl_c.pressed and trainer.stop_reason is None:
+            trainer.stop_reason = f"Interrupted (Ctrl-C) in epoch {trainer.epochs_done + 1}."
+        _save(args.out, trainer, dataset, test=None)
+    if ctrl_c.pressed:
         _write_metrics(args, trainer, dataset, wall, test=None)
         print(_interrupted_line(trainer, args.out, "during training"), file=sys.stderr)
         return INTERRUPTED
-    print(f"Scoring the network on {dataset.test_source}…", flush=True)
-    try:
+    try:  # the model is saved: a Ctrl-C from here on loses nothing trained
+        print(f"Scoring the network on {dataset.test_source}…", flush=True)
         test = _score_test_set(trainer.model, dataset)
+        _save(args.out, trainer, dataset, test=test)  # again, with the test figures
     except KeyboardInterrupt:
         print(_interrupted_line(trainer, args.out, "while scoring the test set"), file=sys.stderr)
         return INTERRUPTED
-    _save(args.out, trainer, dataset, test=test)
     _write_metrics(args, trainer, dataset, wall, test=test)
     _report(args, trainer, dataset, wall, test)
     return 0
+
+
+class CtrlC:
+    """While active, the first Ctrl-C asks ``trainer`` to stop after the current batch (so
+    the weights stay whole) and is remembered in ``pressed``; a second one interrupts at
+    once (KeyboardInterrupt)."""
+
+    def __init__(self, trainer) -> None:
+        self.trainer = trainer
+        self.pressed = False
+        self._previous = None
+
+    def __enter__(self) -> CtrlC:
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        self.trainer.request_stop()
 
 
 def _new_trainer(config: TrainConfig, dataset):
@@ -347,35 +374,18 @@ def _new_trainer(config: TrainConfig, dataset):
     return trainer
 
 
-def _fit(trainer, quiet: bool) -> tuple[float, bool]:
-    """Train to the end; return (seconds, interrupted).
-
-    The first Ctrl-C asks the trainer to stop after the current batch, so the weights it
-    leaves are whole; a second one interrupts at once.
-    """
+def _fit(trainer, quiet: bool) -> float:
+    """Train to the end, or until stopped (a second Ctrl-C included); return the seconds."""
     bar = None if quiet else _progress_bar(trainer)
-    interrupted = False
-
-    def on_sigint(signum, frame) -> None:
-        nonlocal interrupted
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted = True
-        trainer.request_stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
     start = time.perf_counter()
     try:
         trainer.fit()
     except KeyboardInterrupt:
-        interrupted = True
+        pass  # the second Ctrl-C: keep what was trained
     finally:
-        signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
-    if interrupted and trainer.stop_reason is None:
-        trainer.stop_reason = f"Interrupted (Ctrl-C) in epoch {trainer.epochs_done + 1}."
-    return time.perf_counter() - start, interrupted
+    return time.perf_counter() - start
 
 
 def _progress_bar(trainer):
