@@ -308,6 +308,12 @@ def test_a_typed_number_out_of_bounds_is_replaced_and_said(app):
     app.run()
     run = app.session_state["run"]
     assert run.config.epochs == 1 and run.model.sizes[1] == 512  # what the boxes show
+    app.sidebar.number_input(key="more_epochs").set_value(0)
+    app.run()
+    assert app.sidebar.number_input(key="more_epochs").value == 1
+    assert [w.value for w in app.sidebar.warning] == [
+        "More epochs (Continue): 0 is below the minimum, 1; it is set to 1."
+    ]
 
 
 def test_the_address_follows_the_settings_so_a_reload_keeps_them():
