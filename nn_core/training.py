@@ -193,6 +193,15 @@ class Trainer:
         return self.epochs_done + self._position / self.n_train
 
     @property
+    def batch_in_epoch(self) -> int:
+        """Batches done of the epoch in progress (0 between epochs).
+
+        Read ``epochs_done`` first, then this: an epoch's end resets this before it counts
+        the epoch, so the pair read from another thread is never ahead of the training.
+        """
+        return -(-self._position // self.batch_size)
+
+    @property
     def finished(self) -> bool:
         """True when the target epochs are done or training was halted (diverged, early stop)."""
         return self.epochs_done >= self.target_epochs or self.stop_reason is not None
@@ -365,8 +374,8 @@ class Trainer:
         if self._watch.weights_exploded(self.model.params, self.model.weights):
             self._halt_diverged("weights", loss_sum / n, batch=0)
             return
+        self._position = 0  # before counting the epoch (see batch_in_epoch)
         self.epochs_done += 1
-        self._position = 0
         val_loss, val_acc = float("nan"), float("nan")
         if self._validates_now():
             val_loss, val_acc = self._evaluate_validation()
