@@ -42,13 +42,13 @@ PANEL_TARGET = 0.150
 COUNTERFACTUAL_TARGET = 1.0
 
 
-def median_seconds(fn, repeats: int) -> float:
+def median_seconds(fn, repeats: int, clock=time.perf_counter) -> float:
     fn(0)  # warm up
     times = []
     for i in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn(i)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -156,11 +156,14 @@ def report(args: argparse.Namespace) -> None:
         f"{verdict} the {PANEL_TARGET * 1e3:.0f} ms target "
         f"({PANEL_TARGET / reference:.2f} x reference)"
     )
-    page = median_seconds(figures_of_the_page(model, images), max(5, args.repeats // 5))
+    build = figures_of_the_page(model, images)
+    page = median_seconds(build, max(5, args.repeats // 5))
+    cpu = median_seconds(build, max(5, args.repeats // 5), clock=time.process_time)
     verdict = "within" if page <= PANEL_TARGET else "OVER"
     print(
         f"{'numbers + figures (JSON)':24s} {page * 1e3:8.2f} {page / reference:12.3f}   "
-        f"{verdict} the {PANEL_TARGET * 1e3:.0f} ms target\n"
+        f"{verdict} the {PANEL_TARGET * 1e3:.0f} ms target; CPU time {cpu * 1e3:.1f} ms "
+        "(about the wall time on an idle core)\n"
     )
     print(f"{'counterfactual':24s} {'median ms':>10s} {'max ms':>8s} {'max x ref':>10s} reached")
     for which in ("runner-up", "least likely"):
