@@ -8,8 +8,8 @@ Run from the repository root::
 Sweep: the same 8 Fast-preset runs (seeds 0-7, full MNIST, each scored on the 10,000 test
 images) one after another in this process, then on 2 processes on this machine (joblib,
 one BLAS thread each, ``nn_core.sweep.run_sweep(jobs=2)``). One after another is timed
-with one BLAS thread and with two (all cores), and the ratio is taken against the faster
-of the two. Wall times include starting the processes and sharing the data with them.
+with one BLAS thread (``--serial-threads 1,2`` adds two, all cores), and the ratio is
+taken against the fastest. Wall times include starting the processes and sharing the data with them.
 
 LR finder: ``find_learning_rate`` with the Fast preset's settings on the full MNIST
 training images (200 batches unless the loss blows up first), one BLAS thread, as the
@@ -54,7 +54,7 @@ def timed_sweep(runs, data, jobs: int, blas_threads: int) -> tuple[float, list]:
     return seconds, results
 
 
-def sweep_efficiency(n_runs: int, subset: int | None) -> None:
+def sweep_efficiency(n_runs: int, subset: int | None, serial_threads: list[int]) -> None:
     data = load_mnist() if subset is None else load_mnist().subset(subset, seed=0)
     base = PRESETS["fast"]
     runs = plan_sweep(base, parse_grid(f"lr={base.lr:g}"), seeds=list(range(n_runs)))
@@ -63,26 +63,25 @@ def sweep_efficiency(n_runs: int, subset: int | None) -> None:
         f"images, hidden {'-'.join(map(str, base.hidden))}) on {os.cpu_count()} cores"
     )
     timings = {}
-    for label, jobs, blas in [
-        ("one after another, 1 BLAS thread", 1, 1),
-        ("one after another, 2 BLAS threads", 1, 2),
-        ("2 processes, 1 BLAS thread each", 2, 1),
-    ]:
+    serial = [(f"one after another, {n} BLAS thread(s)", 1, n) for n in serial_threads]
+    for label, jobs, blas in [*serial, ("2 processes, 1 BLAS thread each", 2, 1)]:
         before = load()
         seconds, results = timed_sweep(runs, data, jobs, blas)
         timings[label] = (seconds, results)
         accuracy = statistics.mean(r.record.metrics["test_accuracy"] for r in results)
+        training = sum(r.record.metrics["seconds"] for r in results)
         print(
-            f"  {label:36s} {seconds:7.1f} s  (mean test accuracy {100 * accuracy:.2f}%; "
-            f"{before} -> {load()})"
+            f"  {label:36s} {seconds:7.1f} s wall, {training:6.1f} s of training summed over "
+            f"runs (mean test accuracy {100 * accuracy:.2f}%; {before} -> {load()})"
         )
-    serial = min(timings[k][0] for k in timings if k.startswith("one after"))
+    fastest_serial = min(timings[k][0] for k in timings if k.startswith("one after"))
     parallel = timings["2 processes, 1 BLAS thread each"][0]
-    print(f"  ratio 2 processes / one after another (faster of the two): {parallel / serial:.2f}")
+    ratio = parallel / fastest_serial
+    print(f"  ratio 2 processes / one after another (the fastest): {ratio:.2f}")
     same = all(
         a.record.model.params.tobytes() == b.record.model.params.tobytes()
         for a, b in zip(
-            sorted(timings["one after another, 1 BLAS thread"][1], key=lambda r: r.run.index),
+            sorted(timings[serial[0][0]][1], key=lambda r: r.run.index),
             sorted(timings["2 processes, 1 BLAS thread each"][1], key=lambda r: r.run.index),
         )
     )
@@ -111,11 +110,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 runs on 5,000 images")
     parser.add_argument("--runs", type=int, default=8, help="runs in the sweep (default 8)")
+    parser.add_argument(
+        "--serial-threads",
+        default="1",
+        help="BLAS threads of the one-after-another runs, e.g. 1,2 (default 1: on a busy "
+        "machine two threads per process stall, see BENCHMARKS.md)",
+    )
     args = parser.parse_args()
     subset = 5000 if args.quick else None
     print(f"Machine: {os.cpu_count()} cores, {load()}")
     lr_finder_time(1 if args.quick else 3, subset)
-    sweep_efficiency(4 if args.quick else args.runs, subset)
+    threads = [int(t) for t in args.serial_threads.split(",")]
+    sweep_efficiency(4 if args.quick else args.runs, subset, threads)
 
 
 if __name__ == "__main__":

@@ -178,3 +178,65 @@ def test_result_is_json_able():
     document = json.loads(json.dumps(jsonable(result.to_dict())))
     assert len(document["lrs"]) == len(document["losses"]) == result.losses.size
     assert document["method"] == SUGGESTION_METHOD
+
+
+# ----------------------------------------------------------------- command line
+@pytest.fixture(scope="module")
+def npz_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lrdata") / "blobs.npz"
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 600)
+    x = rng.integers(0, 30, (600, 8, 8)).astype(np.uint8)
+    for i, label in enumerate(y):
+        x[i, 2 * label : 2 * label + 2, 1:7] = 220
+    np.savez(path, x_train=x, y_train=y)
+    return path
+
+
+def test_the_command_line_prints_the_curve_and_the_suggestion(npz_path, tmp_path, capsys):
+    from nn_core.cli import main
+
+    curve = tmp_path / "curve.csv"
+    status = main(
+        [
+            "lr-find", "--data", str(npz_path), "--hidden", "16", "--batch-size", "32",
+            "--batches", "80", "--csv", str(curve),
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "<- suggested" in out
+    suggested = float(out.split("Suggested learning rate: ")[1].split(" ")[0])
+    rows = np.loadtxt(curve, delimiter=",", skiprows=1)
+    assert rows.shape[1] == 3 and 10 < rows.shape[0] <= 80
+    assert np.all(np.diff(rows[:, 0]) > 0)
+    assert rows[0, 0] <= suggested <= rows[-1, 0]
+    assert f"--lr {suggested:.3g}" in out
+
+
+def test_the_command_line_json_matches_the_library(npz_path, capsys):
+    import json
+
+    from nn_core.cli import main
+
+    args = ["--data", str(npz_path), "--hidden", "16", "--batch-size", "32", "--batches", "40"]
+    assert main(["lr-find", *args, "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    from nn_core.data import load_dataset
+
+    dataset = load_dataset(str(npz_path), test_fraction=0.15)
+    config = TrainConfig(hidden=(16,), batch_size=32)
+    result = find_learning_rate(
+        config, dataset.x_train, dataset.y_train, n_classes=dataset.n_classes, n_batches=40
+    )
+    assert document["losses"] == pytest.approx(result.losses.tolist())
+    assert document["suggested_lr"] == result.suggested_lr
+
+
+def test_the_command_line_refuses_a_bad_range_in_one_line(npz_path, capsys):
+    from nn_core.cli import main
+
+    status = main(["lr-find", "--data", str(npz_path), "--start-lr", "1", "--end-lr", "0.1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and "0 < start < end < 100" in err[0]
