@@ -198,7 +198,7 @@ def diverging_rgb(values: np.ndarray, factor: int = 4) -> np.ndarray:
 
 
 def probability_path_figure(
-    path: np.ndarray, class_names: Sequence[str], start: int, target: int, height: int = 260
+    path: np.ndarray, class_names: Sequence[str], start: int, target: int, height: int = 300
 ) -> go.Figure:
     """Each class's probability along the counterfactual's steps; start and target bold."""
     path = np.asarray(path, dtype=np.float64)
@@ -222,10 +222,10 @@ def probability_path_figure(
     fig.update_layout(
         title={"text": "Probabilities along the way", "font": {"size": 14}},
         height=height,
-        margin={"l": 40, "r": 10, "t": 35, "b": 35},
+        margin={"l": 40, "r": 10, "t": 35, "b": 10},
         xaxis_title="step",
         yaxis={"range": [0, 1], "tickformat": ".0%"},
-        legend={"font": {"size": 10}},
+        legend={"font": {"size": 10}, "orientation": "h", "y": -0.3, "title": {"text": "class"}},
     )
     return fig
 
