@@ -689,7 +689,7 @@ def progress_text(status: str, p: dict) -> str:
     text = f"{status}: epoch {p['epoch']} of {p['target_epochs']}"
     if p["batches_per_epoch"] > 1:
         return f"{text}, batch {p['batch']} of {p['batches_per_epoch']}"
-    return f"{text} (one full-batch step each)"
+    return f"{text} (full batch)"
 
 
 def progress_panel(run: TrainingRun | None) -> None:
