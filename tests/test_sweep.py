@@ -266,6 +266,13 @@ def test_stopping_inside_a_run_ends_it_as_stopped(data):
     assert len(record.history["batch_loss"]) == 1
 
 
+def test_a_run_over_its_time_cap_ends_as_stopped_and_says_why(data):
+    record = train_run(small_runs(seeds=[0])[0], data, max_seconds=1e-9)
+    assert record.status == "stopped"
+    assert record.metrics["stop_reason"] == "Stopped at the time cap of 1e-09 s per run."
+    assert record.model is not None
+
+
 def test_a_run_that_raises_fails_alone(data, monkeypatch):
     import nn_core.sweep as sweep
 
