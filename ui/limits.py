@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from nn_core.data import UNZIP_FACTOR
+
 ENV_DEFAULTS: dict[str, float] = {
     # Epochs per run. High enough for the notebook preset (500 full-batch iterations);
     # the time cap below is what really bounds the work of one run.
@@ -16,7 +18,10 @@ ENV_DEFAULTS: dict[str, float] = {
     "DIGITLAB_MAX_WIDTH": 512,  # units per hidden layer
     "DIGITLAB_MAX_LAYERS": 4,  # hidden layers
     "DIGITLAB_MAX_TRAIN_SECONDS": 300,  # training time per Start / Continue
-    "DIGITLAB_MAX_UPLOAD_MB": 50,  # data set and model uploads
+    # Each uploaded file (data set or model). 100 fits Kaggle's train.csv (73 MB); this
+    # also sets Streamlit's own server.maxUploadSize (ui.data.sync_streamlit_upload_cap).
+    # Unzipped content may take UNZIP_FACTOR times as much.
+    "DIGITLAB_MAX_UPLOAD_MB": 100,
     "DIGITLAB_MAX_CONCURRENT": 2,  # trainings running at once on the server
     # BLAS threads per matrix product. One: concurrent trainings then each get a core,
     # where two-thread products slow down many times over as soon as a core is busy.
@@ -48,6 +53,11 @@ class Limits:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_unzipped_bytes(self) -> int:
+        """What an upload may take once decompressed (a .gz file, or an .npz's arrays)."""
+        return UNZIP_FACTOR * self.max_upload_bytes
 
     @property
     def max_session_bytes(self) -> int:

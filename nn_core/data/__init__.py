@@ -5,21 +5,23 @@ Every loader returns arrays of uint8 images (N, H, W) with H == W, or a read-onl
 """
 
 from nn_core.data.dataset import Dataset
-from nn_core.data.errors import DataError
+from nn_core.data.errors import DataError, IncompleteFilesError
 from nn_core.data.idx import load_idx_files, load_idx_folder, load_idx_images, load_idx_labels
 from nn_core.data.kaggle_csv import load_kaggle_csv, load_unlabelled_csv
 from nn_core.data.load import load_dataset
 from nn_core.data.mnist import MNIST_PATH, MNIST_SHA256, load_mnist
 from nn_core.data.npz import load_npz
 from nn_core.data.split import stratified_split
-from nn_core.data.validate import DEFAULT_MAX_BYTES
+from nn_core.data.validate import DEFAULT_MAX_BYTES, UNZIP_FACTOR
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "MNIST_PATH",
     "MNIST_SHA256",
+    "UNZIP_FACTOR",
     "DataError",
     "Dataset",
+    "IncompleteFilesError",
     "load_dataset",
     "load_idx_files",
     "load_idx_folder",

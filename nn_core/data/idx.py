@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nn_core.data.dataset import Dataset, build_dataset
-from nn_core.data.errors import DataError
+from nn_core.data.errors import DataError, IncompleteFilesError
 from nn_core.data.validate import (
     DEFAULT_MAX_BYTES,
     Caps,
@@ -287,13 +287,14 @@ def _pick_roles(names: list[str], label: str) -> dict[str, str]:
     for role, partner in (("train_images", "train_labels"), ("train_labels", "train_images")):
         if role not in chosen:
             found = ", ".join(sorted(names)) or "no files"
-            raise DataError(
+            error = IncompleteFilesError if chosen else DataError
+            raise error(
                 f"{label}: no {_file_for(role)}[.gz] found (found: {found}). Provide both "
                 f"{_file_for(role)} and {_file_for(partner)}, named as in MNIST."
             )
     if ("test_images" in chosen) != ("test_labels" in chosen):
         have, need = ("test_images", "test_labels")[:: 1 if "test_images" in chosen else -1]
-        raise DataError(
+        raise IncompleteFilesError(
             f"{label}: {chosen[have]} has no matching {_file_for(need)}[.gz]. Add it, or remove "
             f"{chosen[have]} to hold out part of the training set instead."
         )

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 
 from nn_core.data.dataset import Dataset
-from nn_core.data.errors import DataError
+from nn_core.data.errors import DataError, IncompleteFilesError
 from nn_core.data.idx import IMAGES_MAGIC, LABELS_MAGIC, load_idx_files, load_idx_folder
 from nn_core.data.kaggle_csv import parse_labelled_csv
 from nn_core.data.mnist import load_mnist
@@ -99,13 +99,13 @@ def _dispatch(data: bytes, label: str, test_fraction: float, seed: int, caps: Ca
 def _idx_alone(magic: int, label: str) -> DataError:
     """Error for a single IDX file, which lacks its partner."""
     if magic == IMAGES_MAGIC:
-        return DataError(
+        return IncompleteFilesError(
             f"{label} is an IDX image file; its labels are in a separate label file "
             "(e.g. train-labels-idx1-ubyte). Upload both files together, or put them in one "
             "folder and load the folder."
         )
     if magic == LABELS_MAGIC:
-        return DataError(
+        return IncompleteFilesError(
             f"{label} is an IDX label file; the images are in a separate image file "
             "(e.g. train-images-idx3-ubyte). Upload both files together, or put them in one "
             "folder and load the folder."

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nn_core.data import DataError, load_dataset
+from nn_core.data import DataError, IncompleteFilesError, load_dataset
 
 
 def test_mnist() -> None:
@@ -64,10 +64,20 @@ def test_single_idx_file_needs_partner(make, tmp_path: Path) -> None:
     x, y = make.images(30, 8, 3)
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(make.gz(make.idx_images(x)))
-    with pytest.raises(DataError, match="label file"):
+    with pytest.raises(IncompleteFilesError, match="label file"):
         load_dataset(path)
-    with pytest.raises(DataError, match="separate image file"):
+    with pytest.raises(IncompleteFilesError, match="separate image file"):
         load_dataset(make.idx_labels(y))
+
+
+def test_only_a_missing_partner_makes_a_set_incomplete(make) -> None:
+    x, y = make.images(30, 8, 3)
+    with pytest.raises(IncompleteFilesError, match="train-labels-idx1-ubyte"):
+        load_dataset({"train-images-idx3-ubyte": make.idx_images(x)})
+    unrelated = {"a.csv": make.csv_text(x, y).encode(), "b.csv": make.csv_text(x, y).encode()}
+    with pytest.raises(DataError, match="no train-images-idx3-ubyte") as info:
+        load_dataset(unrelated)
+    assert not isinstance(info.value, IncompleteFilesError)
 
 
 def test_unknown_and_missing(tmp_path: Path) -> None:
