@@ -243,7 +243,7 @@ def test_processes_give_the_same_numbers_as_one_after_another(data):
         assert result.record.model.params.tobytes() == expected.model.params.tobytes()
         assert result.record.metrics["test_accuracy"] == expected.metrics["test_accuracy"]
     workers = {r.worker for r in parallel}
-    assert len(workers) == 2
+    assert 1 <= len(workers) <= 2  # a worker slow to start may leave all runs to the other
     assert all(w.split(":")[1] != str(os.getpid()) for w in workers)
 
 
