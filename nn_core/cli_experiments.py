@@ -128,8 +128,10 @@ def _base_config(args: argparse.Namespace) -> TrainConfig:
     from nn_core.cli import UsageError, resolve_config
 
     config = resolve_config(args)
+    if args.train_subset == 0:  # the settings table's "0 = all"
+        args.train_subset = None
     if args.train_subset is not None and args.train_subset < 2:
-        raise UsageError(f"--train-subset must be at least 2, got {args.train_subset}")
+        raise UsageError(f"--train-subset must be 0 (all) or at least 2, got {args.train_subset}")
     return config
 
 
