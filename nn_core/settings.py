@@ -199,17 +199,19 @@ BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 # Not a TrainConfig field: how many training images to use (0 = all).
 TRAIN_SUBSET = Setting(
     "train_subset", "Training images", "train on a stratified subset of N images (0 = all)",
-    int, "select", "cfg_subset", "n", choices=(2000, 5000, 20000, 0), fmt=subset_label,
+    int,
+    widget="select", key="cfg_subset", url="n", choices=(2000, 5000, 20000, 0), fmt=subset_label,
 )  # fmt: skip
 
 # The two kinds of box the "layers" widget of ``hidden`` is made of.
 HIDDEN_LAYERS = Setting(
     "layers", "Hidden layers", "0 is softmax regression; add layers for a deeper network",
-    int, "number", "cfg_layers", low=0, high=MAX_HIDDEN_LAYERS, step=1, cap="max_layers",
+    int,
+    widget="number", key="cfg_layers", low=0, high=MAX_HIDDEN_LAYERS, step=1, cap="max_layers",
 )  # fmt: skip
 LAYER_WIDTH = Setting(
-    "width", "Units in hidden layer", "units (neurons) in this hidden layer", int, "number",
-    low=1, high=MAX_LAYER_WIDTH, step=8, cap="max_width",
+    "width", "Units in hidden layer", "units (neurons) in this hidden layer", int,
+    widget="number", low=1, high=MAX_LAYER_WIDTH, step=8, cap="max_width",
 )  # fmt: skip
 
 
@@ -252,12 +254,11 @@ def check(setting: Setting, raw: object, caps: object | None = None) -> Checked:
     number = _number(raw)
     if number is None or math.isnan(number):
         return Checked(None, "is not a number")
+    low, high = setting.bounds(caps)
+    if math.isinf(number) and (high if number > 0 else low) is None:
+        return Checked(None, "is not a finite number")  # no bound to clamp it to
     value, problem = _within(setting, number, caps)
-    if setting.kind is int:
-        value = int(value)
-    elif float(value) == int(value):
-        value = float(value)
-    return Checked(value, problem)
+    return Checked(setting.kind(value), problem)
 
 
 def check_hidden(raw: object, caps: object | None = None) -> Checked:
