@@ -679,6 +679,18 @@ def run_status(run: TrainingRun, progress: dict) -> str:
     return "stopped" if progress["batches_done"] else "ready"
 
 
+def queue_notice(run: TrainingRun) -> None:
+    """A queued run's place in the line, the line's length and how many train now."""
+    if run.state != "queued":
+        return
+    place, waiting = run.queue_place
+    running = run.gate.active
+    st.info(
+        f"Queued: number {place} of {waiting} waiting, behind {running} running "
+        f"training{'s' if running != 1 else ''}. It starts by itself."
+    )
+
+
 def progress_text(status: str, p: dict) -> str:
     """The progress bar's one line: the status and one count of epochs (and batches)."""
     if p["diverged_at"]:
@@ -698,9 +710,7 @@ def progress_panel(run: TrainingRun | None) -> None:
         st.caption("No training yet. Press **Start** (or **Step** for one batch).")
         return
     p = run.progress()
-    if run.state == "queued":
-        ahead = run.queue_position
-        st.info(f"Queued: {ahead} training{'s' if ahead != 1 else ''} ahead. It starts by itself.")
+    queue_notice(run)
     status = run_status(run, p)
     st.progress(p["fraction"], text=progress_text(status, p))
     rate = p["samples_per_second"]
