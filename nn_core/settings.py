@@ -200,7 +200,8 @@ BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 TRAIN_SUBSET = Setting(
     "train_subset", "Training images", "train on a stratified subset of N images (0 = all)",
     int,
-    widget="select", key="cfg_subset", url="n", choices=(2000, 5000, 20000, 0), fmt=subset_label,
+    widget="select", key="cfg_subset", url="n", choices=(1000, 2000, 5000, 20000, 0),
+    fmt=subset_label,
 )  # fmt: skip
 
 # The two kinds of box the "layers" widget of ``hidden`` is made of.
