@@ -12,9 +12,9 @@ PAGE = 64  # units per grid: 8 x 8 tiles stay large enough to read
 
 st.header("Weights")
 st.caption(
-    "Each tile is one unit of the first hidden layer: its incoming weights drawn as an image "
-    "of the input. Blue pixels push the unit up, red ones down; watch the strokes of digits "
-    "appear as the network learns. Click a tile to inspect that unit."
+    "Each tile is one first-layer unit's incoming weights, drawn as an image: blue pixels "
+    "push the unit up, red ones down. Watch digit strokes appear as the network learns; "
+    "click a tile to inspect its unit."
 )
 
 
@@ -32,7 +32,11 @@ def _to_first_unit_of_page() -> None:
 def _controls(n_units: int, epochs: list[int]) -> str:
     """The row of settings above the grid; returns the replay choice ("now" or "epoch N")."""
     ss = st.session_state
-    scale, view, page, replay = st.columns(4)
+    options = [f"epoch {e}" for e in epochs] + ["now"]
+    shown = [True, 0 in epochs, n_units > PAGE, len(options) > 1]
+    # One row, filled from the left: no gaps where a control does not apply.
+    slots = iter(st.columns(4) if sum(shown) > 1 else [st.container()])
+    scale, view, page, replay = (next(slots) if on else None for on in shown)
     scale.radio(
         "Colour scale",
         ["shared", "unit"],
@@ -42,7 +46,7 @@ def _controls(n_units: int, epochs: list[int]) -> str:
         help="Shared: one scale for the whole layer, so strong and weak units compare. "
         "Per unit: each tile scaled by its own largest |w|, so weak units show their shape.",
     )
-    if 0 in epochs:
+    if view is not None:
         view.radio(
             "Show",
             ["weights", "change"],
@@ -52,7 +56,7 @@ def _controls(n_units: int, epochs: list[int]) -> str:
             help="W minus W at epoch 0. The learned strokes show much earlier in the change "
             "than in the weights themselves, which start as random noise.",
         )
-    if n_units > PAGE:
+    if page is not None:
         ss["w_page"] = ss["w_unit"] // PAGE  # the page follows the unit typed or clicked
         page.selectbox(
             "Units shown",
@@ -61,10 +65,9 @@ def _controls(n_units: int, epochs: list[int]) -> str:
             key="w_page",
             on_change=_to_first_unit_of_page,
         )
-    options = [f"epoch {e}" for e in epochs] + ["now"]
     if ss.get("w_epoch") not in options:
         ss["w_epoch"] = "now"
-    if len(options) == 1:
+    if replay is None:
         return "now"
     return replay.select_slider(
         "Replay: weights at the end of", options, key="w_epoch", help="epoch 0 = at init"

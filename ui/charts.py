@@ -189,7 +189,15 @@ def weights_grid_figure(
             zmid=0,
             zmin=-127,
             zmax=127,
-            colorbar={"tickvals": [-127, 0, 127], "ticktext": labels, "thickness": 10},
+            colorbar={
+                "tickvals": [-127, 0, 127],
+                "ticktext": labels,
+                "orientation": "h",  # below the grid: the tiles keep the whole width
+                "thickness": 8,
+                "len": 0.5,
+                "y": -0.01,
+                "yanchor": "top",
+            },
             hoverinfo="skip",
         )
     )
@@ -210,8 +218,8 @@ def weights_grid_figure(
         )
     fig.update_layout(
         title={"text": title, "font": {"size": 14}},
-        height=rows * TILE_PX + 50,
-        margin={"l": 0, "r": 0, "t": 40, "b": 10},
+        height=rows * TILE_PX + 80,
+        margin={"l": 0, "r": 0, "t": 36, "b": 44},
         uirevision="weights",
         hoverdistance=-1,  # a click anywhere picks the nearest tile
     )
@@ -337,7 +345,7 @@ def probability_figure(
             **values,
             orientation="h" if horizontal else "v",
             marker_color=colours,
-            text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs],
+            text=[_share_label(p, c == true) for c, p in enumerate(probs)],
             textposition="outside",
             textfont={"size": LABEL_PX},
             constraintext="none",  # Plotly shrinks outside labels to the bar's width otherwise
@@ -346,8 +354,9 @@ def probability_figure(
             + "<extra></extra>",
         )
     )
-    categories = {"type": "category", "tickmode": "linear", "dtick": 1}
-    shares = {"range": [0, 1.3 if horizontal else 1.15], "tickformat": ".0%"}
+    ticks = {"size": LABEL_PX}  # the theme's 12 px otherwise
+    categories = {"type": "category", "tickmode": "linear", "dtick": 1, "tickfont": ticks}
+    shares = {"range": [0, 1.3 if horizontal else 1.15], "tickformat": ".0%", "tickfont": ticks}
     fig.update_layout(
         height=height,
         margin={"l": 30, "r": 10, "t": 10, "b": 30},
@@ -364,6 +373,13 @@ def probability_figure(
     else:
         fig.update_layout(xaxis=categories, yaxis=shares)
     return fig
+
+
+def _share_label(p: float, always: bool) -> str:
+    """A bar's percentage; below 1% only where it matters (the true class)."""
+    if p >= 0.01:
+        return f"{p:.0%}"
+    return "<1%" if always else ""
 
 
 # ---------------------------------------------------------------------- evaluation

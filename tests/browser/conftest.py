@@ -173,9 +173,17 @@ class App:
         self.main = page.locator("[data-testid=stMain]")
 
     # -- loading and waiting
-    def open(self, query: str = "") -> App:
-        self.page.goto(f"{self.url}/" + (f"?{query}" if query else ""))
-        self.button("btn_start").wait_for(state="visible")
+    def open(self, query: str = "", path: str = "", sidebar: bool = True) -> App:
+        """Load the app (at page ``path``, e.g. "weights"); wait for its first run.
+
+        ``sidebar=False`` for narrow windows, where Streamlit starts with the sidebar
+        collapsed: then wait for the main area instead of the sidebar's Start button.
+        """
+        self.page.goto(f"{self.url}/{path}" + (f"?{query}" if query else ""))
+        if sidebar:
+            self.button("btn_start").wait_for(state="visible")
+        else:
+            self.main.get_by_role("heading").first.wait_for(state="visible")
         self.settle()
         return self
 
@@ -281,7 +289,7 @@ class App:
         """The drawn Plotly element of the main-area chart with key ``key`` (waits for it:
         Plotly's script loads lazily, seconds after the page on a busy machine)."""
         plot = self.main.locator(f".st-key-{key} .js-plotly-plot").first
-        expect(plot).to_be_visible(timeout=30_000)
+        expect(plot).to_be_visible(timeout=45_000)
         plot.evaluate(
             "(el) => new Promise((ok) => { const t = () => el._fullLayout ? ok() :"
             " setTimeout(t, 50); t(); })"
@@ -388,9 +396,10 @@ class App:
 
 @pytest.fixture(scope="session")
 def open_app(app_url, screenshot_dir):
-    """``open_app(page, query="")``: load the app in ``page``; an ``App`` helper."""
+    """``open_app(page, query="", path="", sidebar=True)``: load the app in ``page``; an
+    ``App`` helper (see ``App.open``)."""
 
-    def _open(page, query: str = "") -> App:
-        return App(page, app_url, screenshot_dir).open(query)
+    def _open(page, query: str = "", **options) -> App:
+        return App(page, app_url, screenshot_dir).open(query, **options)
 
     return _open
