@@ -120,9 +120,10 @@ def maximise_unit(
     """An input, pixels in [0, 1], that makes unit ``unit`` of ``layer`` respond strongly.
 
     Projected gradient ascent on ``Z(x) - l2 / 2 * ||x||^2``: each step moves every pixel
-    by ``step_size`` times the gradient divided by its root mean square (so the step size
-    does not depend on how steep the unit is), blurs when ``blur`` > 0, and clips to
-    [0, 1]. The step size decays along a cosine, so the last steps settle.
+    by ``step_size`` times the gradient divided by its root mean square over the pixels
+    free to move (so the step size does not depend on how steep the unit is), blurs when
+    ``blur`` > 0, and clips to [0, 1]. The step size and the blur decay along a cosine, so
+    the last steps settle.
 
     Parameters
     ----------
@@ -159,14 +160,18 @@ def maximise_unit(
         # unit_gradient takes raw inputs: x / scale is scaled back to x inside it
         grad = unit_gradient(model, (x / scale)[None], layer, np.array([unit]))[0, 0]
         grad = grad.astype(np.float64) - l2 * x
-        rms = float(np.sqrt(np.mean(grad * grad)))
+        # Pixels pressed against a bound cannot move: leave them out of the step's scale,
+        # so the others keep moving once the steep ones have reached 0 or 1.
+        free = ~(((x <= 0) & (grad < 0)) | ((x >= 1) & (grad > 0)))
+        rms = float(np.sqrt(np.mean(grad[free] ** 2))) if free.any() else 0.0
         if rms == 0 or not np.isfinite(rms):
             responses.append(responses[-1])
             continue
-        size = step_size * 0.5 * (1 + np.cos(np.pi * step / steps))
-        x = x + size * grad / rms
-        if shape is not None:
-            x = (1 - blur) * x + blur * _box_blur(x.reshape(shape)).reshape(-1)
+        settle = 0.5 * (1 + np.cos(np.pi * step / steps))
+        x = x + step_size * settle * grad / rms
+        if shape is not None:  # blurring fades with the steps, or it would undo the last ones
+            mix = blur * settle
+            x = (1 - mix) * x + mix * _box_blur(x.reshape(shape)).reshape(-1)
         np.clip(x, 0.0, 1.0, out=x)
         responses.append(_response(model, x, layer, unit))
     return UnitMaximum(image=x, responses=np.array(responses))
