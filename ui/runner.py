@@ -25,6 +25,7 @@ import streamlit as st
 from threadpoolctl import threadpool_limits
 
 from nn_core import TrainConfig, Trainer
+from nn_core.health import TrainingWatch, watch_training
 from nn_core.memory import (
     MemoryBudgetError,
     MemoryEstimate,
@@ -219,6 +220,8 @@ class TrainingRun:
         self.trainer = Trainer(
             config, dataset.x_train, dataset.y_train, n_classes=dataset.n_classes
         )
+        # Health records and per-epoch weights for the Network page (~3% of training time).
+        self.watch: TrainingWatch | None = watch_training(self.trainer)
         self.state = "idle"  # idle | queued | running
         self.message: str | None = None  # why the last chunk of training ended early
         self.error: str | None = None
@@ -268,7 +271,8 @@ class TrainingRun:
         arrays += list(t.snapshots.values())
         if self._eval is not None:
             arrays += [v for v in self._eval.values() if isinstance(v, np.ndarray)]
-        return self.data_bytes + sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+        held = self.data_bytes + (self.watch.nbytes if self.watch is not None else 0)
+        return held + sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
     def batches_per_second(self) -> float | None:
         if self._rate_seconds <= 0 or self._rate_batches == 0:
@@ -375,6 +379,7 @@ class TrainingRun:
         held = self.held_bytes()
         self.disposed = True
         self.trainer = None
+        self.watch = None
         self.dataset = None
         self._eval = None
         return held
