@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Train, evaluate and use digitlab's NumPy neural network on digit images.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,predict,sweep,lr-find}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{train,evaluate,predict,sweep,lr-find,finetune}"
+    )
     sub.required = True
     _add_train(sub)
     _add_evaluate(sub)
@@ -103,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nn_core.cli_experiments import add_experiment_commands  # sweep, lr-find
 
     add_experiment_commands(sub)
+    from nn_core.cli_finetune import add_finetune_command  # finetune
+
+    add_finetune_command(sub)
     return parser
 
 
