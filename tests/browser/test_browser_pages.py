@@ -62,11 +62,20 @@ def _errors(app):
     return app.main.locator("[data-testid=stAlertContentError]")
 
 
+def _remove_file(app) -> None:
+    """Click the uploader's x beside its file."""
+    _model_upload(app).locator("[data-testid=stFileChipDeleteBtn]").first.click()
+    app.settle()
+    expect(_model_upload(app).locator("[data-testid=stFileChip]")).to_have_count(0, timeout=WAIT)
+
+
 def test_a_model_upload_message_names_only_the_file_now_in_the_uploader(app):
     app.nav("Models")
     uploader = _model_upload(app).locator("input[type=file]")
     uploader.set_input_files(_file("broken.npz", b"not a zip at all"))
     expect(_errors(app)).to_contain_text("broken.npz", timeout=WAIT)
+    _remove_file(app)  # the file has gone: so has what was said about it
+    expect(_errors(app)).to_have_count(0, timeout=WAIT)
 
     uploader.set_input_files(_file("good.npz", STARTER.read_bytes()))
     expect(app.main).to_contain_text("Using the model from good.npz", timeout=WAIT)
@@ -77,10 +86,7 @@ def test_a_model_upload_message_names_only_the_file_now_in_the_uploader(app):
     expect(_errors(app)).not_to_contain_text("broken.npz")
     expect(app.main).to_contain_text("Still using the model from good.npz")
 
-    # Remove the file: nothing is wrong any more, and the good model is still in use.
-    _model_upload(app).locator("[data-testid=stFileChipDeleteBtn]").first.click()
-    app.settle()
-    expect(_model_upload(app).get_by_text("other.npz")).to_have_count(0, timeout=WAIT)
+    _remove_file(app)  # nothing is wrong any more, and the good model is still in use
     expect(_errors(app)).to_have_count(0, timeout=WAIT)
     expect(app.main).to_contain_text("Using the model from good.npz")
 
@@ -112,9 +118,9 @@ def test_the_weights_grid_is_near_the_top_with_readable_tiles(app):
     shown = app.plot("weights_grid").evaluate("(el) => el._fullData[0].z[0].length")
     columns = (shown + 1) // TILE
     print(f"desktop 1400x1000: grid top {layout['top']:.0f} px, tile {layout['tile']:.1f} px")
-    assert columns == 8, columns  # 64 of the starter's 128 units: an 8x8 page
     assert layout["tile"] >= 50, layout
     assert layout["top"] + 2 * layout["tile"] < 1000, layout  # two rows in the first screen
+    assert columns == 8, columns  # 64 of the starter's 128 units: an 8x8 page
     # Little blank space: the tiles fill most of the figure's height.
     assert layout["height"] >= 0.8 * layout["figure_height"], layout
     app.screenshot("pages_weights")
