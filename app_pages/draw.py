@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from nn_core.preprocess import preprocess_drawing
-from ui import charts
+from ui import charts, my_digits
 from ui import state as keys
 from ui.current_model import starter_model
 from ui.models import upload_model_widget
@@ -102,3 +102,4 @@ with right:
         key="draw_probs",
         width="stretch",
     )
+    my_digits.this_was_widget(image, rgba, None if image is None else best)  # -> My digits

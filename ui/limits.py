@@ -33,6 +33,7 @@ ENV_DEFAULTS: dict[str, float] = {
     "DIGITLAB_MAX_SERVER_MB": 700,
     # A run whose tab has had no connection this long is stopped and frees its slot.
     "DIGITLAB_SESSION_GRACE_SECONDS": 15,
+    "DIGITLAB_MAX_PERSONAL_SAMPLES": 500,  # My digits: drawings kept per session (~20 kB each)
 }
 
 
@@ -49,6 +50,7 @@ class Limits:
     max_session_mb: float = 300
     max_server_mb: float = 700
     session_grace_seconds: float = 15
+    max_personal_samples: int = 500
 
     @property
     def max_upload_bytes(self) -> int:
@@ -95,4 +97,5 @@ def get_limits(environ: dict[str, str] | None = None) -> Limits:
         max_session_mb=float(_read("DIGITLAB_MAX_SESSION_MB", env)),
         max_server_mb=float(_read("DIGITLAB_MAX_SERVER_MB", env)),
         session_grace_seconds=float(_read("DIGITLAB_SESSION_GRACE_SECONDS", env)),
+        max_personal_samples=int(_read("DIGITLAB_MAX_PERSONAL_SAMPLES", env)),
     )
