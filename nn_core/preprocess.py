@@ -48,13 +48,41 @@ def preprocess_drawing(rgba: np.ndarray, size: int = SIZE, box: int = BOX) -> np
         None when no pixel is above ``STROKE_THRESHOLD`` (an empty canvas).
     """
     _check_sizes(size, box)
+    strength = drawing_strength(rgba)
+    if strength.size == 0:
+        return None
+    return _center_like_mnist(strength, size, box, floor=0.0)
+
+
+def drawing_strength(rgba: np.ndarray) -> np.ndarray:
+    """How strongly each pixel of a canvas drawing is inked, 0 (background) to 255.
+
+    Parameters
+    ----------
+    rgba : ndarray of shape (H, W, 4)
+        As in ``preprocess_drawing``.
+
+    Returns
+    -------
+    ndarray of shape (H, W), uint8, uint16 or float32, values in 0..255
+    """
     rgba = np.asarray(rgba)
     if rgba.ndim != 3 or rgba.shape[2] != 4:
         raise ValueError(f"expected an RGBA image of shape (H, W, 4), got {rgba.shape}")
     if rgba.size == 0:
+        return np.zeros(rgba.shape[:2], np.uint8)
+    return _stroke_strength(_as_uint8_range(rgba))
+
+
+def ink_box(strength: np.ndarray) -> tuple[int, int] | None:
+    """Height and width in pixels of the box around the ink (pixels above
+    ``STROKE_THRESHOLD``) of a ``(H, W)`` strength image, or None when there is none."""
+    mask = strength > STROKE_THRESHOLD
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
         return None
-    strength = _stroke_strength(_as_uint8_range(rgba))
-    return _center_like_mnist(strength, size, box, floor=0.0)
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
 
 
 def preprocess_image(image: np.ndarray, size: int = SIZE, box: int = BOX) -> np.ndarray | None:
