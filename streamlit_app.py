@@ -17,6 +17,7 @@ PAGES = [
     st.Page("app_pages/mistakes.py", title="Mistakes", icon=":material/error:"),
     st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("app_pages/inside.py", title="Inside", icon=":material/visibility:"),
+    st.Page("app_pages/network.py", title="Network", icon=":material/hub:"),
     st.Page("app_pages/my_digits.py", title="My digits", icon=":material/person_edit:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/save:"),
 ]

@@ -103,11 +103,17 @@ def test_the_alignment_keeps_distances_and_projects_new_points_the_same_way():
     np.testing.assert_allclose(second.transform(frames[1]), second.coords, atol=1e-12)
 
 
-def test_tsne_is_deterministic_for_a_seed():
-    h = blobs(n=120)
-    a, b = hs.tsne_embedding(h, seed=1), hs.tsne_embedding(h, seed=1)
-    assert a.shape == (120, 2) and np.all(np.isfinite(a))
-    np.testing.assert_allclose(a, b)
+def test_tsne_runs_in_stages_each_from_the_last_and_is_deterministic():
+    h = np.concatenate([blobs(n=60, seed=0), blobs(n=60, seed=1) + 40])  # two far clusters
+    stages = list(hs.tsne_stages(h, seed=1, stages=3))
+    assert len(stages) == 3 and all(s.shape == (120, 2) for s in stages)
+    np.testing.assert_allclose(hs.tsne_embedding(h, seed=1, stages=3), stages[-1])
+    final = stages[-1]
+    assert np.all(np.isfinite(final))
+    # the two clusters stay apart: every point is nearer its own cluster's centre
+    centres = final[:60].mean(axis=0), final[60:].mean(axis=0)
+    own = np.linalg.norm(final[:60] - centres[0], axis=1)
+    assert np.all(own < np.linalg.norm(final[:60] - centres[1], axis=1))
 
 
 # ----------------------------------------------------------------------- snapshots
