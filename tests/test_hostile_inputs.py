@@ -311,11 +311,12 @@ def test_npz_object_arrays_are_never_unpickled(tmp_path: Path, key: str) -> None
         "y_test.npy": npy_bytes(Y),
     }
     members[f"{key}.npy"] = pickled_member(marker)
-    result = outcome(load_npz, zip_members(members), DataError)
+    result = outcome(lambda d: load_npz(d, name="evil.npz"), zip_members(members), DataError)
     if key == "unrelated":
         assert not isinstance(result, Exception)  # unknown keys are not even read
     else:
         assert isinstance(result, DataError) and "pickle" in str(result)
+        assert key in str(result) and "evil.npz" in str(result)
     assert not marker.exists()
 
 
@@ -324,7 +325,7 @@ def test_model_object_arrays_are_never_unpickled(tmp_path: Path, key: str) -> No
     marker = tmp_path / MARKER_NAME
     members = {f"{k}.npy": npy_bytes(v) for k, v in model_arrays().items()}
     members[f"{key}.npy"] = pickled_member(marker)
-    refused(load_model, zip_members(members), ModelFileError, "pickle")
+    refused(load_model, zip_members(members), ModelFileError, "pickle", key)
     assert not marker.exists()
 
 
@@ -397,18 +398,24 @@ REFUSED_CSV = {
         HEADER.replace("label", "target") + "\n" + rows_text(ROWS),
         ["'target'", "rename"],
     ),
-    "no label column at all": (",".join(HEADER.split(",")[1:]) + "\n1\n", ["no 'label'"]),
+    "no label column at all": (
+        ",".join(HEADER.split(",")[1:]) + "\n1\n",
+        ["no 'label'", "load_unlabelled_csv"],
+    ),
     "1 column": ("label\n1\n0\n", ["no pixel columns"]),
     "two label columns": ("label,label,pixel0\n1,1,0\n0,0,0\n", ["label"]),
     "negative pixel": (with_cell(3, 5, "-1"), ["0..255", "-1"]),
     "pixel 256": (with_cell(3, 5, "256"), ["0..255", "256"]),
     "pixel 1e9": (with_cell(3, 5, "1e9"), ["0..255"]),
     "pixel nan": (with_cell(3, 5, "nan"), ["nan", "pixel4"]),
-    "pixel inf": (with_cell(3, 5, "inf"), ["infinite"]),
-    "pixel -inf": (with_cell(3, 5, "-inf"), ["infinite"]),
+    "pixel inf": (with_cell(3, 5, "inf"), ["infinite", "pixel4"]),
+    "pixel -inf": (with_cell(3, 5, "-inf"), ["infinite", "pixel4"]),
     "empty cell": (with_cell(3, 5, ""), ["empty cell", "line 5"]),
-    "word in a cell": (with_cell(3, 5, "abc"), ["'abc'", "pixel4"]),
-    "ragged row": (HEADER + "\n" + rows_text([*ROWS[:3], ROWS[3][:-2], *ROWS[4:]]), ["values"]),
+    "word in a cell": (with_cell(3, 5, "abc"), ["'abc'", "pixel4", "data row 4"]),
+    "ragged row": (
+        HEADER + "\n" + rows_text([*ROWS[:3], ROWS[3][:-2], *ROWS[4:]]),
+        ["data row 4", "15 values", "17 columns"],
+    ),
     "label -1": (with_cell(2, 0, "-1"), ["0 or more"]),
     "label 1.5": (with_cell(2, 0, "1.5"), ["whole numbers"]),
     "label nan": (with_cell(2, 0, "nan"), ["nan"]),
@@ -459,7 +466,7 @@ def test_csv_with_100000_columns_is_quick() -> None:
 def test_unlabelled_csv_variants() -> None:
     plain = csv_bytes(X)
     assert load_unlabelled_csv(b"\xef\xbb\xbf" + plain.replace(b"\n", b"\r\n")).shape == X.shape
-    refused(load_unlabelled_csv, CSV, DataError, "label")
+    refused(load_unlabelled_csv, CSV, DataError, "'label' column", "load_kaggle_csv")
     refused(load_unlabelled_csv, plain.replace(b",", b";"), DataError, "semicolons")
     refused(load_unlabelled_csv, plain.split(b"\n", 1)[0], DataError, "no data rows")
 
@@ -495,14 +502,6 @@ def test_bad_idx_labels() -> None:
     refused(load_idx_labels, idx_header(0x801, 2**31), DataError, "truncated")
     refused(load_idx_labels, idx_header(0x801, 0), DataError, "zero labels")
     refused(load_idx_labels, idx_header(0x803, 1, 1, 1) + b"\0", DataError, "swapped")
-
-
-def test_idx_pair_with_mismatched_counts() -> None:
-    files = {
-        "train-images-idx3-ubyte": idx_images(X),
-        "train-labels-idx1-ubyte": idx_labels(Y[:-1]),
-    }
-    refused(load_dataset, files, DataError, "labels")
 
 
 # --------------------------------------------------------------------------- NPZ variants
@@ -558,9 +557,6 @@ def test_npz_bool_images_become_black_and_white() -> None:
         ({"x_train": np.zeros((0, 4, 4), np.uint8), "y_train": Y[:0]}, "zero images"),
         ({"x_train": np.zeros((30, 0), np.uint8), "y_train": Y}, "square"),
         ({"x_train": np.zeros((30, 1, 4, 4, 1), np.uint8), "y_train": Y}, "shape"),
-        ({"x_train": X, "y_train": Y[:-1]}, "labels"),
-        ({"x_train": X}, "y_train"),
-        ({"x_train": X, "y_train": Y, "x_test": X}, "y_test"),
         ({"x_train": X, "y_train": Y, "x_test": X[:, :2, :2], "y_test": Y}, "same size"),
     ],
 )
@@ -633,9 +629,9 @@ def test_model_with_extra_or_missing_arrays() -> None:
 
 def test_model_with_nan_weights() -> None:
     arrays = model_arrays()
-    arrays["W0"] = arrays["W0"].copy()
-    arrays["W0"][0, 0] = np.nan
-    assert "NaN" in str(model_from(arrays))
+    arrays["b1"] = arrays["b1"].copy()
+    arrays["b1"][1] = np.nan
+    assert "b1 contains NaN" in str(model_from(arrays))
 
 
 @pytest.mark.parametrize("document", [[1, 2], "text", 5, None, True])
@@ -647,7 +643,7 @@ def test_model_config_that_is_not_an_object(document) -> None:
     ("path", "value", "fragment"),
     [
         (("architecture", "sizes"), [10**9, 10**9], "between 1 and"),
-        (("architecture", "sizes"), [16] * 100, "layers"),
+        (("architecture", "sizes"), [16] * 100, "at most 16"),
         (("architecture", "sizes"), [16.0, 8, 3], "integers"),
         (("architecture", "sizes"), "16,8,3", "integers"),
         (("architecture", "activation"), ["relu"], "activation"),
@@ -656,8 +652,8 @@ def test_model_config_that_is_not_an_object(document) -> None:
         (("input_scale",), 1e309, "input_scale"),
         (("input_scale",), "0.5", "input_scale"),
         (("format",), ["digitlab-mlp"], "format"),
-        (("format_version",), 99, "newer"),
-        (("class_names",), ["a"], "classes"),
+        (("format_version",), 99, "upgrade digitlab"),
+        (("class_names",), ["a"], "names 1 classes but the network has 3"),
         (("image_shape",), [4.0, 4], "image_shape"),
         (("training",), None, "training"),
     ],
@@ -701,8 +697,9 @@ def test_model_compression_bomb_of_declared_layers() -> None:
 
 def test_model_weights_of_the_wrong_kind() -> None:
     arrays = model_arrays()
-    for bad in (arrays["W0"].astype(int), arrays["W0"].astype(np.float16), arrays["W0"][None]):
-        assert isinstance(model_from({**arrays, "W0": bad}), ModelFileError)
+    for bad in (arrays["W0"].astype(int), arrays["W0"].astype(np.float16)):
+        assert "float32 or float64" in str(model_from({**arrays, "W0": bad}))
+    assert "W0 has shape (1, 16, 8)" in str(model_from({**arrays, "W0": arrays["W0"][None]}))
     huge = arrays["W0"].astype(np.float64) * 1e300
     assert "overflow" in str(model_from({**arrays, "W0": huge}))
 

@@ -130,7 +130,8 @@ def _unzipped_too_large(name: str, packed: int, limit: int, caps: Caps) -> DataE
         )
     return DataError(
         f"{name} decompresses to more than {MAX_RATIO} times its {size_text(packed)}: it looks "
-        "like a compression bomb, not a data set. Compress the data again, or upload it as is."
+        "like a compression bomb, not a data set. Compress the data again, or upload it "
+        "uncompressed."
     )
 
 

@@ -225,14 +225,14 @@ def test_one_setting_raises_both_the_app_and_streamlit_limits(visit, kaggle, tmp
     with serve(tmp_path, env, "--server.maxUploadSize", "5") as small:
         app = visit(small)
         choose_upload(app)
-        expect(app.sidebar).to_contain_text(
-            "Kaggle's digit-recognizer train.csv (73 MB) fits gzipped (8.9 MB as .csv.gz): "
-            "files up to 30 MB, 90 MB once unzipped."
-        )
         expect(app.sidebar).to_contain_text("30MB per file")  # Streamlit's own uploader
         upload(app, kaggle[1])
         expect(app.sidebar).to_contain_text(using_text(kaggle[1].name), timeout=LOAD_TIMEOUT * 1000)
         assert sidebar_errors(app) == []
+        expect(app.sidebar).to_contain_text(
+            "Kaggle's digit-recognizer train.csv (73 MB) fits gzipped (8.9 MB as .csv.gz): "
+            "files up to 30 MB, 90 MB once unzipped."
+        )
 
 
 # ------------------------------------------------------------------ stale messages
