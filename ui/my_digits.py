@@ -139,7 +139,7 @@ def add_sample_to_set(image: np.ndarray, label: int, rgba: np.ndarray | None = N
     if len(current) >= cap():
         _flash(
             "error",
-            f"Your set is full: this server keeps at most {cap()} digits per session "
+            f"Your set is full: this server keeps at most {_digits(cap())} per session "
             "(DIGITLAB_MAX_PERSONAL_SAMPLES). Download it and delete some to add more.",
         )
         return False
@@ -692,16 +692,8 @@ def show_results(results: TeachResults, candidate: Candidate) -> None:
 def _after_column(results: TeachResults, outcome: Outcome, i: int) -> None:
     before, after = outcome.before, outcome.after
     st.markdown(f"**After, replay {outcome.settings.replay:.0%}**")
-    st.metric(
-        "Your held-out digits",
-        _pct(after.personal_accuracy),
-        _points(after.personal_accuracy, before.personal_accuracy),
-    )
-    st.metric(
-        "MNIST test set",
-        _pct(after.test_accuracy),
-        _points(after.test_accuracy, before.test_accuracy),
-    )
+    _change_metric("Your held-out digits", after.personal_accuracy, before.personal_accuracy)
+    _change_metric("MNIST test set", after.test_accuracy, before.test_accuracy)
     st.caption(f"{outcome.settings.steps} steps, {outcome.seconds:.1f} s")
     if results.kept == i:
         st.success("Kept: this session's model now.")
@@ -716,10 +708,16 @@ def _after_column(results: TeachResults, outcome: Outcome, i: int) -> None:
     )
 
 
-def _points(after: float | None, before: float | None) -> str | None:
+def _change_metric(label: str, after: float | None, before: float | None) -> None:
+    """A figure after fine-tuning, with its change in points (grey when there is none)."""
     if after is None or before is None or not (np.isfinite(after) and np.isfinite(before)):
-        return None
-    return f"{100 * (after - before):+.1f} points"
+        st.metric(label, _pct(after))
+        return
+    change = 100 * (after - before)
+    if abs(change) < 0.05:
+        st.metric(label, _pct(after), "±0 points", delta_color="off")
+        return
+    st.metric(label, _pct(after), f"{change:+.1f} points")
 
 
 def forgetting_sentence(results: TeachResults) -> None:
