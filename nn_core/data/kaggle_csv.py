@@ -33,7 +33,7 @@ LABEL_ALIASES = ("class", "classes", "target", "digit", "y", "labels", "category
 # The spellings of NaN that Python's float() reads; the fallback parse turns them into NaN
 # so that the message can say where they are.
 NAN_TEXT = ["nan", "NaN", "NAN", "-nan", "+nan", "-NaN", "+NaN"]
-WIDE = 4096  # columns; wider tables are parsed as one long column (see _read_long)
+WIDE = 4096  # columns; wider tables are read by NumPy (see _loadtxt)
 CHUNK_VALUES = 2**22  # values pandas parses at a time (5,343 rows of train.csv)
 
 
@@ -93,33 +93,28 @@ def load_unlabelled_csv(
     ndarray of shape (N, H, W), uint8
     """
     data, label = read_source(source, name=name, caps=Caps.of(max_bytes, max_unzipped_bytes))
-    data = _clean_text(data, name=label)
-    header, offset, has_header = _split_header(data, name=label)
-    if has_header:
-        _, side = _check_header(header, name=label, labelled=False)
-    else:
-        side = square_side(len(header), name=label)
-    pixels, _ = _parse_table(data, offset, header, None, name=label)
-    return _images(pixels, side, name=label)
+    return _parse(data, name=label, labelled=False)[0]
 
 
 def parse_labelled_csv(data: bytes, *, name: str, test_fraction: float, seed: int) -> Dataset:
     """Parse decompressed labelled CSV bytes into a Dataset (see :func:`load_kaggle_csv`)."""
+    images, labels = _parse(data, name=name, labelled=True)
+    return build_dataset(images, labels, name=name, test_fraction=test_fraction, seed=seed)
+
+
+def _parse(data: bytes, *, name: str, labelled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images (n, H, W) uint8 and labels (n,), or None when not ``labelled``."""
     data = _clean_text(data, name=name)
     header, offset, has_header = _split_header(data, name=name)
+    label_col = None
     if has_header:
-        label_col, side = _check_header(header, name=name, labelled=True)
-    else:  # found after parsing, from the values
-        label_col = None
-        side = square_side(len(header) - 1, name=f"{name} (no header: one label column assumed)")
-    pixels, labels = _parse_table(data, offset, header, label_col, name=name, labelled=True)
-    return build_dataset(
-        _images(pixels, side, name=name),
-        labels,
-        name=name,
-        test_fraction=test_fraction,
-        seed=seed,
-    )
+        label_col, side = _check_header(header, name=name, labelled=labelled)
+    else:  # a label column is then found from its values, after parsing
+        what = f"{name} (no header: one label column assumed)" if labelled else name
+        side = square_side(len(header) - labelled, name=what)
+    pixels, labels = _parse_table(data, offset, header, label_col, name=name, labelled=labelled)
+    is_float = bool(pixels.dtype.kind == "f" and np.any(pixels != np.rint(pixels)))
+    return check_pixels(pixels, name=name, is_float=is_float).reshape(-1, side, side), labels
 
 
 def _clean_text(data: bytes, *, name: str) -> bytes:
@@ -302,12 +297,12 @@ def _parse_table(
     labels : ndarray of shape (n_rows,), or None when ``labelled`` is False
     """
     n_cols = len(header)
+    split = label_col if labelled and n_cols <= WIDE else None
     for fast in (True, False):
         try:
             if n_cols > WIDE:
-                pixels, labels = _read_long(data, offset, n_cols, _dtype(fast, labelled)), None
+                pixels, labels = _loadtxt(data, offset, n_cols, _dtype(fast, labelled), name), None
             else:
-                split = label_col if labelled else None
                 dtype = _dtype(fast, labelled, split)
                 pixels, labels = _read_chunks(data, offset, n_cols, dtype, split, name=name)
         except DataError:
@@ -355,11 +350,7 @@ def _read_chunks(
     chunks = _read_csv(buffer, dtype, chunksize=max(1, CHUNK_VALUES // n_cols))
     with chunks, np.errstate(all="ignore"):  # pandas' casts warn before they fail
         for chunk in chunks:
-            if chunk.shape[1] != n_cols:
-                raise DataError(
-                    f"{name}: the rows have {chunk.shape[1]} values but the header has "
-                    f"{n_cols} columns. Every row needs one value per header column."
-                )
+            _check_width(chunk.shape[1], n_cols, name)
             part = None if label_col is None else chunk.pop(label_col).to_numpy()
             values = chunk.to_numpy()
             if table is None:
@@ -374,30 +365,32 @@ def _read_chunks(
     return table[:n_rows], None if labels is None else labels[:n_rows]
 
 
-def _read_long(data: bytes, offset: int, n_cols: int, dtype) -> np.ndarray:
-    """The rows of a table wider than ``WIDE`` columns, read as one long column.
+def _loadtxt(data: bytes, offset: int, n_cols: int, dtype, name: str) -> np.ndarray:
+    """The rows of a table wider than ``WIDE`` columns, read by NumPy.
 
-    pandas spends tens of microseconds per column building a frame, so 4 rows of 316x316
-    pixels (99,856 columns) would take seconds; one column of their values takes
-    milliseconds. The rows' lengths are checked first, since the long column hides them.
+    pandas builds one Series per column: 4 rows of 316x316 pixels (99,856 columns) take it
+    seconds, NumPy milliseconds.
 
     Returns
     -------
     ndarray of shape (n_rows, n_cols)
     """
-    n_rows, start = 0, offset
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        if NON_SPACE.search(data, start, end):
-            if data.count(b",", start, end) != n_cols - 1:
-                raise ValueError("a row of another length")
-            n_rows += 1
-        start = end + 1
-    values = _read_csv(io.BytesIO(data[offset:].replace(b"\n", b",")), dtype, lineterminator=",")
-    if len(values) != n_rows * n_cols:  # pandas skipped an empty cell as a blank line
-        raise ValueError("an empty cell")
-    return values[0].to_numpy().reshape(n_rows, n_cols)
+    buffer = io.BytesIO(data)
+    buffer.seek(offset)
+    with np.errstate(all="ignore"):
+        table = np.loadtxt(
+            buffer, delimiter=",", quotechar='"', dtype=dtype, ndmin=2, encoding="utf-8"
+        )
+    _check_width(table.shape[1], n_cols, name)
+    return table
+
+
+def _check_width(found: int, n_cols: int, name: str) -> None:
+    if found != n_cols:
+        raise DataError(
+            f"{name}: the rows have {found} values but the header has {n_cols} columns. "
+            "Every row needs one value per header column."
+        )
 
 
 def _read_csv(buffer: io.BytesIO, dtype, **options):
@@ -467,9 +460,3 @@ def _not_finite(name: str, row: int, column: str) -> DataError:
         f"{name}: data row {row + 1}, column '{column}' is NaN or infinite. Every cell must "
         "be a finite number; fix or remove that row."
     )
-
-
-def _images(pixels: np.ndarray, side: int, *, name: str) -> np.ndarray:
-    """Check pixel values (n, D) and return images (n, side, side) uint8."""
-    is_float = bool(pixels.dtype.kind == "f" and np.any(pixels != np.rint(pixels)))
-    return check_pixels(pixels, name=name, is_float=is_float).reshape(-1, side, side)
