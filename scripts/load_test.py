@@ -177,6 +177,33 @@ class Server:
         self.stop()
 
 
+class HealthProbe:
+    """Times ``/_stcore/health`` every ``every`` seconds in a thread: how long the server's
+    event loop takes to answer the simplest request."""
+
+    def __init__(self, server: Server, every: float = 0.5) -> None:
+        self.server = server
+        self.every = every
+        self.seconds: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            if healthy(self.server.url, timeout=30):
+                self.seconds.append(time.monotonic() - t0)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class MemorySampler:
     """Samples the server's resident memory every ``every`` seconds in a thread."""
 
@@ -301,7 +328,7 @@ async def wait_finished(page, report: VisitorReport, t_start: float, timeout: fl
 
 async def trainer(context, url: str, report: VisitorReport, args) -> None:
     page = await context.new_page()
-    await open_app(page, url, TRAIN_QUERY.format(epochs=args.epochs), report)
+    await open_app(page, url, args.train_query.format(epochs=args.epochs), report)
     t_start = time.monotonic()
     if not await press_start(page, report, args.run_timeout):
         await page.close()
@@ -367,7 +394,12 @@ def role_of(i: int, n: int) -> str:
 async def drive(url: str, args, tmp: Path) -> list[VisitorReport]:
     from playwright.async_api import async_playwright
 
-    reports = [VisitorReport(f"v{i}", role_of(i, args.visitors)) for i in range(args.visitors)]
+    roles = (
+        args.roles.split(",")
+        if args.roles
+        else [role_of(i, args.visitors) for i in range(args.visitors)]
+    )
+    reports = [VisitorReport(f"v{i}", role) for i, role in enumerate(roles)]
     if args.hostile_upload:
         reports.append(VisitorReport("hostile", "hostile"))
     trainers_done = asyncio.Event()
@@ -413,7 +445,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def summarize(reports, sampler: MemorySampler, server: Server, after_close: int, args) -> dict:
+def summarize(
+    reports, sampler: MemorySampler, probe: HealthProbe, server: Server, after_close: int, args
+) -> dict:
     def pages(role_filter):
         return [s for r in reports if role_filter(r.role) for s in r.page_seconds]
 
@@ -434,6 +468,7 @@ def summarize(reports, sampler: MemorySampler, server: Server, after_close: int,
         "idle_rss_mb": round(args.idle_rss / MB, 1),
         "page_seconds_observer": _quantiles(observer_pages),
         "page_seconds_all": _quantiles(all_pages),
+        "health_seconds": _quantiles(probe.seconds),
         "first_load_seconds": _quantiles(
             [r.first_load_seconds for r in reports if r.first_load_seconds is not None]
         ),
@@ -461,16 +496,24 @@ def _quantiles(values: list[float]) -> dict:
 
 
 def print_report(result: dict) -> None:
-    print(f"visitors {result['visitors']} on {result['cores']} cores, load average before "
-          f"{result['load_average_before']:.2f}, after {result['load_average_after']:.2f}")
+    print(
+        f"visitors {result['visitors']} on {result['cores']} cores, load average before "
+        f"{result['load_average_before']:.2f}, after {result['load_average_after']:.2f}"
+    )
     print(f"server alive at the end: {result['server_alive']}")
-    print(f"server RSS: idle {result['idle_rss_mb']} MB, peak {result['peak_rss_mb']} MB, "
-          f"{result['rss_after_close_mb']} MB after every tab closed")
-    for key in ("page_seconds_observer", "page_seconds_all", "first_load_seconds",
-                "queue_wait_seconds"):
+    print(
+        f"server RSS: idle {result['idle_rss_mb']} MB, peak {result['peak_rss_mb']} MB, "
+        f"{result['rss_after_close_mb']} MB after every tab closed"
+    )
+    for key in (
+        "page_seconds_observer",
+        "page_seconds_all",
+        "health_seconds",
+        "first_load_seconds",
+        "queue_wait_seconds",
+    ):
         print(f"{key}: {result[key]}")
-    print(f"trainings finished: {result['trainings_finished']} of "
-          f"{result['trainings_expected']}")
+    print(f"trainings finished: {result['trainings_finished']} of {result['trainings_expected']}")
     for refusal in result["refusals"]:
         print(f"refused: {refusal}")
     print(f"errors: {len(result['errors'])}, server tracebacks: {result['server_tracebacks']}")
@@ -483,38 +526,64 @@ def print_report(result: dict) -> None:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--visitors", type=int, default=3)
+    parser.add_argument(
+        "--roles",
+        default="",
+        help="comma-separated roles (trainer, leaver, observer), one per visitor",
+    )
+    parser.add_argument(
+        "--train-query",
+        default=TRAIN_QUERY,
+        help="share-link settings of the trainers ({epochs} is filled in)",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each visitor's run")
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between arrivals")
     parser.add_argument("--leave-after", type=float, default=3.0, help="leaver's seconds")
     parser.add_argument("--run-timeout", type=float, default=240.0)
-    parser.add_argument("--after-close-wait", type=float, default=None,
-                        help="seconds to wait after the last tab closed (default: grace + 10)")
+    parser.add_argument(
+        "--after-close-wait",
+        type=float,
+        default=None,
+        help="seconds to wait after the last tab closed (default: grace + 10)",
+    )
     parser.add_argument("--limit-as-mb", type=int, default=None)
     parser.add_argument("--hostile-upload", action="store_true")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra server environment, e.g. DIGITLAB_MAX_CONCURRENT=2")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server environment, e.g. DIGITLAB_MAX_CONCURRENT=2",
+    )
     parser.add_argument("--json", type=Path, default=None)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.roles:
+        args.visitors = len(args.roles.split(","))
+    return args
 
 
 def run(args) -> dict:
     env = dict(item.split("=", 1) for item in args.env)
-    grace = float(env.get("DIGITLAB_SESSION_GRACE_SECONDS", os.environ.get(
-        "DIGITLAB_SESSION_GRACE_SECONDS", 15)))
+    grace = float(
+        env.get(
+            "DIGITLAB_SESSION_GRACE_SECONDS", os.environ.get("DIGITLAB_SESSION_GRACE_SECONDS", 15)
+        )
+    )
     args.load_before = os.getloadavg()[0]
     tmp = ROOT / "artifacts" / "load"
     tmp.mkdir(parents=True, exist_ok=True)
-    server = Server(env=env, limit_as_mb=args.limit_as_mb,
-                    log_path=tmp / f"server-{args.visitors}.log")
+    server = Server(
+        env=env, limit_as_mb=args.limit_as_mb, log_path=tmp / f"server-{args.visitors}.log"
+    )
     if server.log_path.exists():
         server.log_path.unlink()
-    with server, MemorySampler(server) as sampler:
+    with server, MemorySampler(server) as sampler, HealthProbe(server) as probe:
         time.sleep(1.0)
         args.idle_rss = server.rss()
         reports = asyncio.run(drive(server.url, args, tmp))
         time.sleep(args.after_close_wait if args.after_close_wait is not None else grace + 10)
         after_close = server.rss()
-        result = summarize(reports, sampler, server, after_close, args)
+        result = summarize(reports, sampler, probe, server, after_close, args)
     return result
 
 

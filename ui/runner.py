@@ -98,6 +98,12 @@ class TrainingGate:
                 return 0
             return len(self._active) + list(self._queue).index(token)
 
+    def has_room(self) -> bool:
+        """True when a new token would be accepted now (a free slot or room in the line)."""
+        with self._cond:
+            free = len(self._active) + len(self._queue) < self.capacity
+            return free or len(self._queue) < self.max_waiting
+
     def place(self, token: int) -> tuple[int, int]:
         """``(n, waiting)``: ``token`` is n-th (1-based) of ``waiting`` in line; (0, waiting)
         when it is not waiting."""
@@ -212,6 +218,7 @@ class TrainingRun:
         self.data_bytes = int(data_bytes)
         self._on_idle = on_idle
         self.disposed = False
+        self.turned_away = False  # the last start found the queue full
         self.config = config
         self.dataset = dataset
         self.settings = dict(settings or {})
@@ -234,6 +241,7 @@ class TrainingRun:
         self._rate_batches = 0
         self._rate_seconds = 0.0
         self._eval_key: tuple | None = None
+        self._model_file: tuple[bytes, tuple, float, float] | None = None
         self._eval: dict | None = None
         self._lock = threading.Lock()
 
@@ -261,6 +269,22 @@ class TrainingRun:
         """``(n, waiting)``: this run is n-th of ``waiting`` runs queued (0 when not queued)."""
         return self.gate.place(self._token) if self.state == "queued" else (0, self.gate.waiting)
 
+    def model_file(self) -> tuple[bytes, float]:
+        """The network as a digitlab ``.npz`` and the epoch it was saved at; remade when the
+        run has moved on, but at most every ``DOWNLOAD_REFRESH_SECONDS`` while it trains."""
+        t = self.trainer
+        state = (t.epochs_done, len(t.history.batch_loss))
+        cached = self._model_file
+        if cached is not None:
+            fresh = cached[1] == state
+            recent = self.active and time.monotonic() - cached[2] < DOWNLOAD_REFRESH_SECONDS
+            if fresh or recent:
+                return cached[0], cached[3]
+        epoch = t.progress
+        data = model_bytes(self)
+        self._model_file = (data, state, time.monotonic(), epoch)
+        return data, epoch
+
     def held_bytes(self) -> int:
         """Bytes of the arrays this run keeps between trainings (weights, optimizer state,
         snapshots, validation images, its own data, the cached evaluation)."""
@@ -272,6 +296,7 @@ class TrainingRun:
         if self._eval is not None:
             arrays += [v for v in self._eval.values() if isinstance(v, np.ndarray)]
         held = self.data_bytes + (self.watch.nbytes if self.watch is not None else 0)
+        held += len(self._model_file[0]) if self._model_file is not None else 0
         return held + sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
 
     def batches_per_second(self) -> float | None:
@@ -323,7 +348,8 @@ class TrainingRun:
         if self.active or self.disposed or (self.finished and max_batches is None):
             return False
         token = next(_run_ids) * 1000 + self.id
-        if not self.gate.enqueue(token):
+        self.turned_away = not self.gate.enqueue(token)
+        if self.turned_away:
             self.message = self.gate.busy_message()
             return False
         if self.finished:  # a Step after the end trains one more epoch's first batch
@@ -382,6 +408,7 @@ class TrainingRun:
         self.watch = None
         self.dataset = None
         self._eval = None
+        self._model_file = None
         return held
 
     def extend(self, epochs: int) -> None:
@@ -594,9 +621,16 @@ def _launch(run: TrainingRun, max_batches: int | None = None) -> None:
 
 
 def on_start() -> None:
+    ss = st.session_state
+    if not gate().has_room():  # refuse before the current run is replaced or memory reserved
+        ss[keys.CONTROL_ERROR] = gate().busy_message()
+        return
     run = new_run()
     if run is not None:
         _launch(run)
+        if run.turned_away:
+            ss[keys.RUN] = None  # the line filled up meanwhile: nothing to keep
+            hosting.ledger().release(run.owner, "run")
 
 
 def on_stop() -> None:
@@ -648,21 +682,38 @@ def on_reset() -> None:
     hosting.ledger().release(hosting.session_id(), "run")
 
 
+DOWNLOAD_REFRESH_SECONDS = 10.0
+
+
 def download_model_button(run: TrainingRun | None) -> None:
-    """A sidebar button that saves the run's network as it is at the click, even while it
-    trains, so nothing a visitor trained exists only in the server's memory."""
+    """A sidebar button that saves the run's network, even while it trains, so nothing a
+    visitor trained exists only in the server's memory.
+
+    The file is made when the button is drawn (Streamlit serves a file made on the click
+    only for a moment, too short while pages redraw every second): while the run trains
+    it is remade at most every ``DOWNLOAD_REFRESH_SECONDS``, and the label says which
+    epoch it holds; a stopped run's file holds its last weights.
+    """
     if run is None or run.disposed:
         return
+    data, epoch = run.model_file()
+    label = f"Download model (epoch {epoch:.1f})" if run.active else "Download model"
     st.download_button(
-        "Download model",
-        data=lambda: model_bytes(run),
+        label,
+        data=data,
         file_name=f"digitlab-{keys.architecture_label(run.model.sizes)}.npz",
         mime="application/octet-stream",
         key="btn_download_model",
         on_click="ignore",
         icon=":material/download:",
-        help="The network as it is now (a digitlab .npz): keep it, or upload it again later.",
+        help="The network as it is (a digitlab .npz): keep it, or upload it again later.",
     )
+
+
+def live_run_panel(run: TrainingRun | None) -> None:
+    """What the sidebar redraws while a run trains: its progress, and the download."""
+    progress_panel(run)
+    download_model_button(run)
 
 
 # ------------------------------------------------------------------ run status

@@ -184,8 +184,7 @@ def render_sidebar() -> Limits:
         _notice(MORE_EPOCHS.key)
         if ss.get(keys.CONTROL_ERROR):
             st.error(ss[keys.CONTROL_ERROR])
-        live_area(lambda: runner.progress_panel(st.session_state.get(keys.RUN)), every=1.0)
-        runner.download_model_button(ss.get(keys.RUN))
+        live_area(lambda: runner.live_run_panel(st.session_state.get(keys.RUN)), every=1.0)
         st.divider()
         data_ui.data_section(limits)
         _settings(limits)
