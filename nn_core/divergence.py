@@ -187,6 +187,65 @@ def suggested_lr(optimizer: str, lr: float) -> float:
     return float(f"{target:.1g}")
 
 
+def diagnose(
+    sign: str,
+    *,
+    optimizer: str,
+    lr: float,
+    epoch: int,
+    batch: int,
+    started: tuple[int, int],
+    start_loss: float,
+    loss: float,
+    layer: int,
+    layer_change: float,
+    kept_epoch: int | None,
+    one_answer: tuple[int, float, float] | None = None,
+) -> Divergence:
+    """The ``Divergence`` record of what a ``DivergenceWatch`` saw, with its sentences.
+
+    ``started`` is (epoch, batch) where the loss began to rise; ``one_answer`` is (class,
+    share of samples, accuracy) for the "one answer" sign; the other arguments are
+    ``Divergence``'s fields.
+    """
+    sentence = describe(
+        sign,
+        optimizer=optimizer,
+        lr=lr,
+        epoch=epoch,
+        batch=batch,
+        start_loss=start_loss,
+        loss=loss,
+        layer=layer,
+        layer_change=layer_change,
+        one_answer=one_answer,
+    )
+    return Divergence(
+        sign=sign,
+        epoch=epoch,
+        batch=batch,
+        started_epoch=started[0],
+        started_batch=started[1],
+        layer=layer,
+        layer_change=layer_change,
+        start_loss=start_loss,
+        loss=loss,
+        lr=lr,
+        suggested_lr=suggested_lr(optimizer, lr),
+        kept_epoch=kept_epoch,
+        sentence=sentence,
+        message=sentence + _kept_note(kept_epoch),
+    )
+
+
+def _kept_note(kept_epoch: int | None) -> str:
+    if kept_epoch is None:
+        return ""
+    if kept_epoch == 0:
+        return " The network was put back to its initial weights."
+    return f" The weights from the end of epoch {kept_epoch} were kept."
+
+
 def describe(
     sign: str,
     *,

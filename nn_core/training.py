@@ -19,13 +19,7 @@ import numpy as np
 from nn_core.augment import augment_batch
 from nn_core.config import TrainConfig
 from nn_core.data.split import stratified_split
-from nn_core.divergence import (
-    Divergence,
-    DivergenceWatch,
-    describe,
-    layer_changes,
-    suggested_lr,
-)
+from nn_core.divergence import Divergence, DivergenceWatch, diagnose, layer_changes
 from nn_core.metrics import cross_entropy_from_logits
 from nn_core.network import MLP, layer_views
 from nn_core.optimizers import learning_rate, make_optimizer
@@ -440,50 +434,43 @@ class Trainer:
         """Stop as diverged; put back the last good weights unless the run is over anyway
         (the "one answer" test runs after the last epoch, whose weights are kept)."""
         epoch = self.epochs_done + (0 if sign == "one answer" else 1)
+        layer, change = self._where_it_shows(sign)
+        kept = None if sign == "one answer" else self._put_back_good_state()
+        self.divergence = diagnose(
+            sign,
+            optimizer=self.config.optimizer,
+            lr=self.config.lr,
+            epoch=epoch,
+            batch=batch,
+            started=self._watch.rising_since or (epoch, batch),
+            start_loss=self._watch.start_loss or float("nan"),
+            loss=loss,
+            layer=layer,
+            layer_change=change,
+            kept_epoch=kept,
+            one_answer=one_answer,
+        )
+        self.stop_reason = self.divergence.message
+
+    def _where_it_shows(self, sign: str) -> tuple[int, float]:
+        """The layer (1-based) whose weights changed most relative to their size since the
+        good state (for "one answer": grew most since the start), and that ratio."""
         if sign == "one answer":
             changes = self._watch.growth(self.model.weights)
         else:
             good_weights = layer_views(self._good_state["params"], self.model.sizes)[0]
             changes = layer_changes(self.model.weights, good_weights)
         layer = int(np.argmax(changes))
-        started = self._watch.rising_since or (epoch, batch)
-        sentence = describe(
-            sign,
-            optimizer=self.config.optimizer,
-            lr=self.config.lr,
-            epoch=epoch,
-            batch=batch,
-            start_loss=self._watch.start_loss or float("nan"),
-            loss=loss,
-            layer=layer + 1,
-            layer_change=changes[layer],
-            one_answer=one_answer,
-        )
-        kept = None
-        if sign != "one answer":
-            self._restore_state(self._good_state)
-            self._position = 0
-            self._epoch_sums[:] = 0
-            self._epoch_seconds = 0.0
-            self._watch.restart_smoothing()
-            kept = self._good_epoch
-        self.divergence = Divergence(
-            sign=sign,
-            epoch=epoch,
-            batch=batch,
-            started_epoch=started[0],
-            started_batch=started[1],
-            layer=layer + 1,
-            layer_change=changes[layer],
-            start_loss=self._watch.start_loss or float("nan"),
-            loss=loss,
-            lr=self.config.lr,
-            suggested_lr=suggested_lr(self.config.optimizer, self.config.lr),
-            kept_epoch=kept,
-            sentence=sentence,
-            message=sentence + _kept_note(kept),
-        )
-        self.stop_reason = self.divergence.message
+        return layer + 1, changes[layer]
+
+    def _put_back_good_state(self) -> int:
+        """Restore the last good weights, drop the epoch in progress; return their epoch."""
+        self._restore_state(self._good_state)
+        self._position = 0
+        self._epoch_sums[:] = 0
+        self._epoch_seconds = 0.0
+        self._watch.restart_smoothing()
+        return self._good_epoch
 
     def _keep_good_state(self) -> None:
         """Remember the weights an epoch starts from, once its first loss shows them sound
@@ -504,11 +491,11 @@ class Trainer:
         """Up to ``PROBE_ROWS`` validation samples (training samples without a validation
         split), spread evenly over the set."""
         if self.y_val.shape[0]:
-            x, y = self.x_val, self.y_val
-        else:
-            x, y = self.x[self.train_idx], self.y[self.train_idx]
-        every = max(1, y.shape[0] // PROBE_ROWS)
-        return x[::every], y[::every]
+            every = max(1, self.y_val.shape[0] // PROBE_ROWS)
+            return self.x_val[::every], self.y_val[::every]
+        every = max(1, self.n_train // PROBE_ROWS)
+        rows = self.train_idx[::every]  # not the whole training set: a copy of it is large
+        return self.x[rows], self.y[rows]
 
     def _check_early_stopping(self, val_loss: float) -> None:
         patience = self.config.early_stopping
@@ -557,14 +544,6 @@ class Trainer:
 def _last_finite(values: list[float]) -> float | None:
     """The last finite value of a per-epoch list (epochs that did not validate are NaN)."""
     return next((v for v in reversed(values) if math.isfinite(v)), None)
-
-
-def _kept_note(kept_epoch: int | None) -> str:
-    if kept_epoch is None:
-        return ""
-    if kept_epoch == 0:
-        return " The network was put back to its initial weights."
-    return f" The weights from the end of epoch {kept_epoch} were kept."
 
 
 def _loss_and_accuracy(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
