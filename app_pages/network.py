@@ -8,7 +8,6 @@ Weights page opens the units tab directly, and only the open tab is computed.
 
 import streamlit as st
 
-from ui import state as keys
 from ui.current_model import current_model, evaluation, model_caption, no_model_message
 from ui.health import lesson_section, render_health
 from ui.hidden_space import render_hidden_space
@@ -68,5 +67,3 @@ if hidden.open:
 if units.open:
     with units:
         live_area(_units, every=2.0)
-if st.session_state.get(keys.RUN) is None:
-    st.caption("Replay over epochs and the health records come with a network trained here.")

@@ -6,6 +6,7 @@ import streamlit as st
 from ui import charts
 from ui import state as keys
 from ui.current_model import current_model, model_caption, no_model_message
+from ui.units import open_unit_button
 from ui.views import clickable_chart, clicked_point, live_area
 
 PAGE = 64  # units per grid: 8 x 8 tiles stay large enough to read
@@ -96,6 +97,7 @@ def _unit_details(view, weights: np.ndarray, shape, unit: int) -> None:
         key="w_unit",
         help="Or click a tile in the grid.",
     )
+    open_unit_button(0, unit, key="w_open_unit")  # the Network page's units tab
     st.plotly_chart(
         charts.image_figure(
             weights[:, unit].reshape(shape),

@@ -13,6 +13,7 @@ from nn_core.data import load_mnist
 from nn_core.io import load_model
 from nn_core.network import MLP
 
+UNITS_L2, UNITS_BLUR = 0.05, 0.8  # what the Network page's units tab uses (ui/units.py)
 STARTER = Path(__file__).resolve().parents[1] / "assets" / "starter_model.npz"
 
 
@@ -60,10 +61,11 @@ def test_a_first_layer_unit_reaches_its_exact_optimum():
 
 
 @pytest.mark.parametrize("layer", [0, 1, 2])
-def test_the_synthesised_input_raises_the_units_response(starter, test_images, layer):
+@pytest.mark.parametrize(("l2", "blur"), [(0.01, 0.2), (UNITS_L2, UNITS_BLUR)])
+def test_the_synthesised_input_raises_the_units_response(starter, test_images, layer, l2, blur):
     responses = uv.layer_responses(starter, test_images, layer)
     for unit in (0, 5):
-        found = uv.maximise_unit(starter, layer, unit, l2=0.01, blur=0.2)
+        found = uv.maximise_unit(starter, layer, unit, l2=l2, blur=blur)
         assert found.image.shape == (784,)
         assert found.image.min() >= 0 and found.image.max() <= 1
         assert found.response > found.start

@@ -53,7 +53,6 @@ def start_lesson(name: str) -> None:
     ss["data_source"] = "mnist"
     ss[keys.SETTINGS_NOTICE] = None
     ss[LESSON] = name
-    st.query_params[LESSON] = name
     runner.on_start()
 
 
@@ -91,6 +90,8 @@ def lesson_card(run) -> None:
     """What the lesson set up and where to look; or, from a link, the offer to run it."""
     lesson = lesson_of(run)
     if lesson is not None:
+        if st.query_params.get(LESSON) != lesson.name:
+            st.query_params[LESSON] = lesson.name  # the address is the lesson's link
         state = "training…" if run.active else "done"
         st.info(
             f"**Lesson: {lesson.title}** ({state}). {lesson.setup}\n\n**Look at:** "
@@ -234,10 +235,14 @@ def _histograms(records) -> None:
             "gradients": "gradients",
         }.get,
     )
-    labels = [f"epoch {r.progress:.2f}" for r in records]
+    labels = [f"epoch {r.epoch}, batch {r.batch_in_epoch}" for r in records]
     ss = st.session_state
-    if ss.get("health_hist_at") not in labels:
+    # Follow the newest record unless a person moved the slider to an older one.
+    if ss.get("health_hist_at") not in labels or ss.get("health_hist_at") == ss.get(
+        "_health_hist_newest"
+    ):
         ss["health_hist_at"] = labels[-1]
+    ss["_health_hist_newest"] = labels[-1]
     if len(labels) > 1:
         time_col.select_slider(
             "Time", labels, key="health_hist_at", help="Slide through the records."

@@ -83,7 +83,7 @@ def per_layer_figure(
         )
     _layout(fig, title, y_title)
     if log:
-        fig.update_yaxes(type="log", exponentformat="power")
+        fig.update_yaxes(type="log", exponentformat="power", dtick=1)
     return fig
 
 
@@ -107,12 +107,15 @@ def update_figure(
     fig = per_layer_figure(
         records, "update_ratio", "Update size per step, ‖ΔW‖ / ‖W‖", "‖ΔW‖ / ‖W‖"
     )
-    for level, text in ((HEALTHY_UPDATE, "usual ≈ 0.001"), (1.0, "as big as the weights")):
+    for level, text, where in (
+        (HEALTHY_UPDATE, "usual ≈ 0.001", "bottom left"),
+        (1.0, "as big as the weights", "top left"),
+    ):
         fig.add_hline(
             y=level,
             line={"dash": "dot", "color": "#888", "width": 1},
             annotation_text=text,
-            annotation_position="top left",
+            annotation_position=where,
         )
     if origin is not None and origin.progress is not None and origin.ratio:
         fig.add_trace(
@@ -181,7 +184,7 @@ def loss_figure(history) -> go.Figure:
                 marker={"symbol": "circle-open", "size": 14, "color": VAL, "line": {"width": 2}},
             )
         )
-    return _layout(fig, "Training and validation loss", "cross-entropy")
+    return _layout(fig, "Cross-entropy per epoch", "cross-entropy")
 
 
 def histogram_figure(record: HealthRecord, kind: str) -> go.Figure:

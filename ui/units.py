@@ -23,8 +23,8 @@ TAB_KEY = "net_tab"
 TAB = "What units look for"
 LAYER_KEY = "units_layer"
 UNIT_KEY = "units_unit"
-# Activation maximisation: light penalty on bright pixels, a little blur for a smooth image
-STEPS, L2, BLUR = 200, 0.01, 0.2
+# Activation maximisation: a penalty on bright pixels, and blur for a smooth, readable image
+STEPS, L2, BLUR = 200, 0.05, 0.8
 
 
 def model_version(view: ModelView) -> tuple:
