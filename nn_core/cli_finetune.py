@@ -66,7 +66,7 @@ def add_finetune_command(sub: argparse._SubParsersAction) -> None:
         "--split",
         choices=["auto", "per-digit", "leave-one-out"],
         default="auto",
-        help="how to keep digits aside: auto = leave-one-out below 20 digits, else per digit",
+        help="how to keep digits aside: auto = leave-one-out below 10 digits, else per digit",
     )
     p.add_argument(
         "--test-fraction",

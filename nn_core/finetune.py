@@ -30,7 +30,10 @@ from nn_core.network import MLP
 from nn_core.optimizers import OPTIMIZERS, make_optimizer
 
 MAX_REPLAY = 0.95  # a batch always holds some personal samples
-LEAVE_ONE_OUT_BELOW = 20  # fewer samples than this: leave-one-out instead of a split
+# Fewer samples than this: leave-one-out (one fine-tune per sample) instead of a split.
+# Each fine-tune takes ~0.1-0.3 s (benchmarks/finetune_speed.py), so the page's button,
+# which fine-tunes twice to compare replay shares, stays within a few seconds.
+LEAVE_ONE_OUT_BELOW = 10
 
 
 class FinetuneError(ValueError):

@@ -291,15 +291,15 @@ def test_cli_finetune_prints_before_and_after_and_saves_a_new_model(
 
 
 def test_cli_finetune_json_and_epochs(tmp_path, capsys, thick_style):
-    data = _personal_file(tmp_path, thick_style["x"][:12], thick_style["y"][:12])
+    data = _personal_file(tmp_path, thick_style["x"][:8], thick_style["y"][:8])
     code = main(
         ["finetune", "--model", str(STARTER), "--data", str(data), "--epochs", "2", "--json"]
     )
     assert code == 0
     document = json.loads(capsys.readouterr().out)
     (run,) = document["runs"]
-    assert run["split"] == "leave-one-out" and run["held_out"] == 12
-    assert run["steps"] == 2  # 2 passes over 11 digits, 16 of them per batch
+    assert run["split"] == "leave-one-out" and run["held_out"] == 8
+    assert run["steps"] == 1  # 2 passes over 7 digits, 16 of them per batch
 
 
 def test_cli_finetune_never_replaces_the_model_it_starts_from(tmp_path, capsys, thick_style):
