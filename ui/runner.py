@@ -35,7 +35,7 @@ from nn_core.memory import (
 )
 from nn_core.metrics import evaluate
 from ui import data as data_ui
-from ui import hosting
+from ui import hosting, run_history
 from ui import state as keys
 from ui.models import model_bytes
 
@@ -601,6 +601,7 @@ def new_run() -> TrainingRun | None:
         ss[keys.CONTROL_ERROR] = f"Cannot train on this data: {exc}"
         return None
     ss[keys.RUN] = run
+    run_history.on_new_run(run, limits)  # earlier runs stay in the Runs page's history
     hosting.watch().track(owner, run)
     hosting.forget_lost_session()
     return run
