@@ -20,6 +20,7 @@ PAGES = [
     st.Page("app_pages/network.py", title="Network", icon=":material/hub:"),
     st.Page("app_pages/my_digits.py", title="My digits", icon=":material/person_edit:"),
     st.Page("app_pages/models.py", title="Models", icon=":material/save:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/compare_arrows:"),
 ]
 
 page = st.navigation(PAGES)

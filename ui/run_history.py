@@ -13,7 +13,7 @@ A record is never removed except by the user.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import streamlit as st
 
@@ -83,7 +83,7 @@ class RunEntry:
     def snapshot(self) -> RunRecord:
         """The run as a record (for a live run, as it is now)."""
         if self.record is not None and self.run is None:
-            return self.record
+            return replace(self.record, name=self.name)
         run = self.run
         record = record_from_trainer(
             run.trainer, run.dataset, name=self.name, created=self.created, origin="app"
