@@ -535,3 +535,71 @@ def _teach_leave_one_out(
 def with_replay(settings: FinetuneSettings, replay: float) -> FinetuneSettings:
     """The same settings with another replay share (for a side-by-side comparison)."""
     return replace(settings, replay=replay)
+
+
+def finetune_record(
+    outcome: Outcome,
+    *,
+    name: str,
+    class_names: tuple[str, ...],
+    n_train: int,
+    test_source: str = "the official MNIST test set (10,000 images)",
+):
+    """The fine-tuning as a run of the run history (``nn_core.run_record.RunRecord``).
+
+    Its history is one "epoch" of ``settings.steps`` batches (their losses); its test
+    accuracy is the original test set's after fine-tuning.
+
+    Parameters
+    ----------
+    outcome : Outcome
+    name : str
+        For people, e.g. "run 3 fine-tuned on my digits (replay 50%)".
+    class_names : tuple of str
+    n_train : int
+        Personal samples it learned from.
+    test_source : str
+    """
+    from nn_core.config import TrainConfig
+    from nn_core.run_record import RunRecord, now_iso
+
+    model, s = outcome.model, outcome.settings
+    config = TrainConfig(
+        hidden=tuple(model.sizes[1:-1]), activation=model.activation, init=model.init,
+        optimizer=s.optimizer, lr=s.lr, batch_size=s.batch_size, epochs=1, val_fraction=0.0,
+        seed=s.seed, augment_shift=s.augment_shift, augment_rotation=s.augment_rotation,
+        dtype=model.dtype.name,
+    )  # fmt: skip
+    steps = len(outcome.losses)
+    nan = float("nan")
+    history = {
+        "batch_progress": [(k + 1) / steps for k in range(steps)],
+        "batch_loss": [float(v) for v in outcome.losses],
+        "batch_accuracy": [nan] * steps,
+        "epoch": [1],
+        "train_loss": [float(np.mean(outcome.losses)) if steps else nan],
+        "train_accuracy": [nan],
+        "val_loss": [nan],
+        "val_accuracy": [nan],
+        "learning_rate": [s.lr],
+        "seconds_per_epoch": [outcome.seconds],
+        "samples_per_second": [steps * s.batch_size / outcome.seconds if outcome.seconds else nan],
+    }
+    metrics = {
+        "epochs": 1, "seconds": outcome.seconds, "n_params": int(model.n_params),
+        "n_train": int(n_train), "n_val": 0,
+        "final_train_loss": float(outcome.losses[-1]) if steps else None,
+        "final_val_accuracy": None, "best_val_accuracy": None,
+        "test_accuracy": outcome.after.test_accuracy, "test_loss": None,
+        "stop_reason": None,
+    }  # fmt: skip
+    data = {
+        "name": f"my digits + {s.replay:.0%} replay",
+        "test_source": test_source,
+        "image_shape": [28, 28] if model.sizes[0] == 784 else None,
+    }
+    return RunRecord(
+        name=name, config=config, status="finished", history=history, metrics=metrics,
+        data=data, model=model, class_names=tuple(class_names), created=now_iso(),
+        origin="finetune",
+    )  # fmt: skip

@@ -332,3 +332,24 @@ def test_cli_finetune_refuses_a_damaged_file_in_one_line(tmp_path, capsys):
 def test_an_empty_set_cannot_be_saved():
     with pytest.raises(ValueError, match="at least two kinds"):
         to_npz_bytes(empty_set())
+
+
+def test_a_kept_finetune_is_a_run_that_exports_and_imports(starter, mnist, thick_style):
+    from nn_core.finetune import finetune_record
+    from nn_core.run_record import export_run, load_run
+
+    s = thick_style
+    outcome = teach(
+        starter, s["x"], s["y"], FinetuneSettings(steps=12),
+        replay_set=(mnist.x_train, mnist.y_train), test_set=(s["x_plain"], s["y_plain"]),
+    )  # fmt: skip
+    record = finetune_record(
+        outcome, name="starter fine-tuned", class_names=tuple("0123456789"), n_train=30
+    )
+    back = load_run(export_run(record))
+    assert back.name == "starter fine-tuned" and back.origin == "finetune"
+    assert back.status == "finished" and back.config.lr == 3e-4
+    assert np.array_equal(back.model.params, outcome.model.params)
+    assert back.history["batch_loss"] == pytest.approx(outcome.losses.tolist())
+    assert back.metrics["test_accuracy"] == pytest.approx(outcome.after.test_accuracy)
+    assert back.metrics["n_train"] == 30

@@ -22,12 +22,13 @@ from nn_core.finetune import (
     FinetuneSettings,
     Outcome,
     check_fits,
+    finetune_record,
     per_digit_split,
     split_mode,
     teach,
     with_replay,
 )
-from nn_core.io import LoadedModel, save_model
+from nn_core.io import save_model
 from nn_core.metrics import evaluate, misclassified
 from nn_core.personal_set import (
     N_DIGITS,
@@ -40,12 +41,13 @@ from nn_core.personal_set import (
     remove_sample,
     to_npz_bytes,
 )
-from ui import charts
+from ui import charts, runs_view
 from ui import state as keys
 from ui.current_model import starter_model
 from ui.data import mnist
 from ui.limits import get_limits
 from ui.models import MODEL_NAME
+from ui.run_history import history_budget, session_history
 from ui.runner import limit_blas_threads
 from ui.views import digit_image
 
@@ -74,10 +76,11 @@ LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3)
 class Candidate:
     """A network the page can measure and teach."""
 
-    kind: str  # "run" | "uploaded" | "starter"
+    kind: str  # "run" | "uploaded" | "starter" | "history"
     model: object  # nn_core.MLP
     class_names: tuple[str, ...]
     label: str
+    short: str  # for the name of a run made from it, e.g. "run 2"
 
 
 @dataclass
@@ -85,6 +88,7 @@ class TeachResults:
     """The last fine-tuning of this session: what it started from and what came out."""
 
     source: str  # the starting network, as the page names it
+    source_name: str  # short, for the kept run's name
     source_key: tuple
     version: int  # the set's version it used
     outcomes: list[Outcome]
@@ -258,7 +262,8 @@ def set_section() -> None:
     with up:
         upload_set_widget()
     if len(personal):
-        with st.expander(f"Gallery: look, correct a label, delete ({_digits(len(personal))})"):
+        # A fixed label: a label that changes makes a new expander, closed, after each delete.
+        with st.expander("Gallery: look at your digits, correct a label, delete"):
             gallery(personal)
 
 
@@ -397,24 +402,48 @@ def _delete(i: int) -> None:
 
 # ------------------------------------------------------------------------ measure
 def candidates() -> dict[str, Candidate]:
-    """The networks of this session, in the order pages prefer them."""
+    """The networks of this session, in the order pages prefer them, then the run
+    history's other runs."""
     ss = st.session_state
     out = {}
     run = ss.get(keys.RUN)
     if run is not None:
         names = tuple(run.dataset.class_names)
-        out["run"] = Candidate("run", run.model, names, "the network trained in this session")
+        entry = session_history().entry_of(run)
+        short = entry.name if entry is not None else "the session's run"
+        out["run"] = Candidate(
+            "run", run.model, names, "the network trained in this session", short
+        )
     loaded = ss.get(keys.UPLOADED_MODEL)
     if loaded is not None:
-        finetuned = ss.get(MODEL_NAME, "").startswith(FINETUNED_NAME)
+        finetuned = str(ss.get(MODEL_NAME, "")).startswith(FINETUNED_NAME)
         label = "the fine-tuned model you kept" if finetuned else "the uploaded model"
-        out["uploaded"] = Candidate("uploaded", loaded.model, tuple(loaded.class_names), label)
+        short = "the fine-tuned model" if finetuned else "the uploaded model"
+        out["uploaded"] = Candidate(
+            "uploaded", loaded.model, tuple(loaded.class_names), label, short
+        )
     starter = starter_model()
     if starter is not None:
         out["starter"] = Candidate(
-            "starter", starter.model, tuple(starter.class_names), "the starter model"
+            "starter", starter.model, tuple(starter.class_names), "the starter model",
+            "the starter model",
+        )  # fmt: skip
+    shown = [c.model for c in out.values()]
+    for entry in session_history().entries:
+        record = entry.record
+        if entry.run is not None or record is None or record.model is None:
+            continue
+        if any(_same_weights(record.model, model) for model in shown):
+            continue  # already offered (e.g. the run made current on the Runs page)
+        names = tuple(record.class_names) or tuple(str(d) for d in DIGITS)
+        out[f"history_{entry.id}"] = Candidate(
+            "history", record.model, names, f"{entry.name} from the run history", entry.name
         )
     return out
+
+
+def _same_weights(a, b) -> bool:
+    return a.sizes == b.sizes and np.array_equal(a.params, b.params)
 
 
 def choose_model() -> Candidate | None:
@@ -431,8 +460,9 @@ def choose_model() -> Candidate | None:
     }
     kind = st.radio("Network", list(choices), format_func=labels.get, key=MODEL_CHOICE)
     st.caption(
-        "There is no run history yet: these are the networks of this session. Fine-tuning "
-        "works on a copy; the network you pick is never changed."
+        "This session's networks and the runs of its history (Runs page). Fine-tuning works "
+        "on a copy: the network you pick is never changed, and a fine-tuned one you keep "
+        "becomes a new run."
     )
     return choices[kind]
 
@@ -650,6 +680,7 @@ def run_teach(
     held = outcomes[0].held_out
     results = TeachResults(
         source=candidate.label,
+        source_name=candidate.short,
         source_key=_model_key(candidate.model),
         version=st.session_state[VERSION],
         outcomes=outcomes,
@@ -775,37 +806,58 @@ def _summary(outcome: Outcome) -> dict:
 
 
 def _keep(i: int) -> None:
-    """Keep fine-tuned result ``i`` as this session's model; ask first when it would
-    replace an uploaded model."""
+    """Keep fine-tuned result ``i``: a new run in the run history, and this session's model;
+    ask first when that would replace an uploaded model kept nowhere else."""
     ss = st.session_state
-    if ss.get(keys.UPLOADED_MODEL) is not None:
+    loaded = ss.get(keys.UPLOADED_MODEL)
+    kept_elsewhere = loaded is not None and any(
+        e.record is not None and e.record.model is not None
+        and _same_weights(e.record.model, loaded.model)
+        for e in session_history().entries
+    )  # fmt: skip
+    if loaded is not None and not kept_elsewhere:
         ss[CONFIRM] = i
         return
     _store_kept(i)
 
 
 def _store_kept(i: int) -> None:
+    """Add result ``i`` to the run history and make it the model the pages show (as the
+    Runs page's Make current does: the session's run, if any, is kept in the history)."""
     ss = st.session_state
     results: TeachResults = ss[RESULTS]
     outcome = results.outcomes[i]
-    ss[keys.UPLOADED_MODEL] = LoadedModel(
-        model=outcome.model,
-        class_names=results.class_names,
-        image_shape=(28, 28),
-        training={"finetuned": _summary(outcome)},
-    )
-    ss[MODEL_NAME] = f"{FINETUNED_NAME} (replay {outcome.settings.replay:.0%})"
-    ss[keys.MODEL_ERROR] = None
+    replay = f"replay {outcome.settings.replay:.0%}"
+    held = outcome.held_out.size if outcome.mode == "per-digit" else 0
+    n_train = len(personal_set()) - held
+    record = finetune_record(
+        outcome, name=f"{results.source_name} fine-tuned on my digits ({replay})",
+        class_names=results.class_names, n_train=n_train,
+    )  # fmt: skip
+    history = session_history()
+    entry = history.add_record(record)
+    history.enforce_budget(history_budget(get_limits()))
     ss[CONFIRM] = None
     results.kept = i
+    run = ss.get(keys.RUN)
+    if run is not None and run.active:
+        _flash(
+            "success",
+            f"Kept as {entry.name!r} in the run history. The session's training is still "
+            "running, so the pages show it: stop it, then press Make current on the Runs page.",
+        )
+        return
+    runs_view.on_make_current(entry.id)
+    ss.pop(runs_view.MESSAGE, None)  # said here instead, not later on the Runs page
+    ss[MODEL_NAME] = f"{FINETUNED_NAME} ({replay})"
+    ss[keys.MODEL_ERROR] = None
     ss[MODEL_CHOICE] = "uploaded"
-    where = (
-        " Pages show the session's training run first: press Reset in the sidebar to see the "
-        "fine-tuned model everywhere (download the run on Models first to keep it)."
-        if ss.get(keys.RUN) is not None
-        else " Every page now shows it."
+    earlier = " Your earlier run stays in the run history." if run is not None else ""
+    _flash(
+        "success",
+        f"Kept the fine-tuned model ({replay}) as {entry.name!r} in the run history; every "
+        f"page now shows it.{earlier}",
     )
-    _flash("success", f"Kept the fine-tuned model (replay {outcome.settings.replay:.0%}).{where}")
 
 
 def confirm_replace() -> None:

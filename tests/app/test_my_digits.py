@@ -18,9 +18,11 @@ from nn_core.metrics import evaluate
 from nn_core.network import MLP
 from nn_core.personal_set import PersonalSet, empty_set, raw_from_canvas
 from nn_core.preprocess import preprocess_drawing
+from tests.app.conftest import train_tiny
 from tests.test_finetune import per_class, thick
 from ui import my_digits as md
 from ui import state as keys
+from ui.run_history import HISTORY
 
 PAGE = "app_pages/my_digits.py"
 DRAW = "app_pages/draw.py"
@@ -228,14 +230,46 @@ def test_fine_tune_side_by_side_then_keep(app):
     app.button(key="my_digits_keep_0").click()
     app.run()
     assert not app.exception, app.exception
+    # a new run in the run history, and the model every page shows
+    (entry,) = app.session_state[HISTORY].entries
+    name = "the starter model fine-tuned on my digits (replay 50%)"
+    assert entry.name == name and entry.record.origin == "finetune"
+    assert np.array_equal(entry.record.model.params, first.model.params)
+    assert entry.record.metrics["test_accuracy"] == first.after.test_accuracy
+    assert entry.record.history["batch_loss"] == first.losses.tolist()
     kept = app.session_state[keys.UPLOADED_MODEL]
-    assert kept.model is first.model and kept.training["finetuned"]["replay"] == 0.5
+    assert np.array_equal(kept.model.params, first.model.params)
     assert app.session_state[md.MODEL_CHOICE] == "uploaded"
-    assert "Kept the fine-tuned model (replay 50%). Every page now shows it." in texts(app)
+    assert (
+        f"Kept the fine-tuned model (replay 50%) as '{name}' in the run history; every page "
+        "now shows it." in texts(app)
+    )
     # the starter the page started from is untouched
     assert np.array_equal(md.starter_model().model.params, starter_file)
     options = app.radio(key=md.MODEL_CHOICE).options
     assert options[0] == "the fine-tuned model you kept (784-128-64-10)", options
+    assert len(options) == 2  # the kept run is not offered twice
+
+
+def test_keeping_after_training_keeps_the_run_in_the_history(app):
+    train_tiny(app)
+    run = app.session_state[keys.RUN]
+    open_page(app)
+    with_set(app, felt_tip_set(3))
+    assert app.radio(key=md.MODEL_CHOICE).value == "run"
+    teach_quickly(app)
+    app.button(key="my_digits_keep_0").click()
+    app.run()
+    assert not app.exception, app.exception
+    assert app.session_state[keys.RUN] is None
+    entries = app.session_state[HISTORY].entries
+    assert [e.run for e in entries] == [None, None]  # the run, frozen; the fine-tuned one
+    assert entries[0].record.model.sizes == run.model.sizes
+    assert entries[1].name == f"{entries[0].name} fine-tuned on my digits (replay 50%)"
+    assert "Your earlier run stays in the run history." in texts(app)
+    # both can be measured again
+    options = app.radio(key=md.MODEL_CHOICE).options
+    assert f"{entries[0].name} from the run history (784-16-10)" in options
 
 
 def test_keeping_asks_before_replacing_an_uploaded_model(app):
@@ -259,7 +293,8 @@ def test_keeping_asks_before_replacing_an_uploaded_model(app):
     app.run()
     assert not app.exception, app.exception
     results = app.session_state[md.RESULTS]
-    assert app.session_state[keys.UPLOADED_MODEL].model is results.outcomes[1].model
+    kept = app.session_state[keys.UPLOADED_MODEL].model
+    assert np.array_equal(kept.params, results.outcomes[1].model.params)
     assert results.kept == 1
 
 

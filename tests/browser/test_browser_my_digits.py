@@ -11,10 +11,15 @@ import itertools
 import math
 import re
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from nn_core.data import load_dataset
+from nn_core.data import load_dataset, load_mnist
+from nn_core.io import load_model
+from nn_core.metrics import evaluate, misclassified
+from nn_core.personal_set import PersonalSet, to_npz_bytes
+from tests.test_finetune import STARTER, per_class, thick
 
 WAIT = 45_000  # ms: a rerun and a redraw on a busy two-core machine
 
@@ -181,6 +186,61 @@ def test_a_damaged_upload_says_so_and_keeps_the_set(app, tmp_path):
     app.settle()
     expect(app.main).to_contain_text("Your set (1 digit)")
     assert _counts(app) == [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    # a set of another image size: refused in one sentence too
+    small = PersonalSet(
+        np.zeros((4, 16, 16), np.uint8), np.array([0, 1, 0, 1]), np.zeros((4, 140, 140), np.uint8)
+    )
+    other = tmp_path / "small_digits.npz"
+    other.write_bytes(to_npz_bytes(small))
+    app.main.locator("[class*='st-key-my_digits_upload_'] input[type=file]").set_input_files(
+        str(other)
+    )
+    expect(error).to_contain_text(
+        "small_digits.npz holds 16x16 images, but My digits holds 28x28", timeout=WAIT
+    )
+    expect(error).to_have_count(1)
+    app.settle()
+    expect(app.main).to_contain_text("Your set (1 digit)")
     # the measured network is still the starter
     expect(app.main.get_by_text("the starter model (784-128-64-10)")).to_be_visible()
     app.screenshot("my_digits_damaged_upload")
+
+
+def test_an_uploaded_set_shows_its_misreads_and_gallery(app, tmp_path):
+    mnist = load_mnist()
+    idx = per_class(mnist.y_test, 3, np.random.default_rng(0))
+    personal = PersonalSet(
+        thick(mnist.x_test[idx]), mnist.y_test[idx], np.zeros((idx.size, 140, 140), np.uint8)
+    )
+    path = tmp_path / "felt_tip.npz"
+    path.write_bytes(to_npz_bytes(personal))
+    app.main.locator("[class*='st-key-my_digits_upload_'] input[type=file]").set_input_files(
+        str(path)
+    )
+    expect(app.main).to_contain_text("Added 30 digits from felt_tip.npz", timeout=WAIT)
+    app.settle()
+    result = evaluate(load_model(STARTER).model, personal.images, personal.labels)
+    wrong = misclassified(personal.labels, result["probs"])
+    expect(app.main).to_contain_text(f"Misreads: {wrong.size} (the most confident first)")
+    worst = wrong[0]
+    true, read = int(personal.labels[worst]), int(result["y_pred"][worst])
+    expect(app.main).to_contain_text(
+        f"a {true} read as {read} ({result['probs'][worst, read]:.0%})"
+    )
+    accuracy = f"{100 * result['accuracy']:.1f}% on my digits"
+    expect(app.main).to_contain_text(accuracy)
+    app.main.get_by_text("Gallery: look at your digits, correct a label, delete").click()
+    tiles = app.main.locator("[class*='st-key-my_digits_tile_']")
+    expect(tiles).to_have_count(24)  # the first page
+    tiles.first.get_by_role("button", name="Delete").click()
+    expect(_flash_info(app)).to_contain_text(
+        f"Deleted digit #1 (a {int(personal.labels[0])}).", timeout=WAIT
+    )
+    expect(app.main).to_contain_text("Your set (29 digits)")
+    app.settle()
+    expect(tiles).to_have_count(24)  # the gallery stays open for the next correction
+    app.screenshot("my_digits_misreads_gallery")
+
+
+def _flash_info(app):
+    return app.main.locator("[data-testid=stAlertContentInfo]").filter(has_text="Deleted")
