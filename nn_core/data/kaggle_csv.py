@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections import defaultdict
 
 import numpy as np
 import pandas as pd
@@ -286,24 +285,25 @@ def _parse_table(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Parse the rows from byte ``offset`` with pandas into pixels and labels.
 
-    The fast path reads pixels straight to uint8 (33 MB for Kaggle's train.csv, where an
-    int64 table would take 264 MB). Anything it cannot read (fractions, values outside
-    0..255, NaN, a bad cell) is read again as float32, so the checks can say what is wrong
-    and where; a file even that cannot read is searched for its first bad cell.
+    The fast path reads every value straight to uint8 (33 MB for Kaggle's train.csv, where
+    an int64 table would take 264 MB). Anything it cannot read (labels over 255, fractions,
+    values outside 0..255, NaN, a bad cell) is read again as float32, so the checks can say
+    what is wrong and where; a file even that cannot read is searched for its first bad cell.
 
     Returns
     -------
-    pixels : ndarray of shape (n_rows, D), uint8, uint16 or float32
+    pixels : ndarray of shape (n_rows, D), uint8 or float32
     labels : ndarray of shape (n_rows,), or None when ``labelled`` is False
     """
     n_cols = len(header)
     split = label_col if labelled and n_cols <= WIDE else None
     for fast in (True, False):
         try:
+            # uint8 fits pixels and, in most files, labels (classes up to 255)
+            dtype = np.uint8 if fast else np.float32
             if n_cols > WIDE:
-                pixels, labels = _loadtxt(data, offset, n_cols, _dtype(fast, labelled), name), None
+                pixels, labels = _loadtxt(data, offset, n_cols, dtype, name), None
             else:
-                dtype = _dtype(fast, labelled, split)
                 pixels, labels = _read_chunks(data, offset, n_cols, dtype, split, name=name)
         except DataError:
             raise
@@ -318,15 +318,6 @@ def _parse_table(
         _check_finite(pixels, labels, header, label_col, name=name)
         return pixels, labels
     raise _locate_bad_cell(data, offset, header, name=name)
-
-
-def _dtype(fast: bool, labelled: bool, label_col: int | None = None):
-    """The dtype(s) pandas reads the columns as (see :func:`_parse_table`)."""
-    if not fast:
-        return np.float32
-    if label_col is not None:
-        return defaultdict(lambda: np.uint8, {label_col: np.int64})
-    return np.uint16 if labelled else np.uint8  # labels go up to 999
 
 
 def _read_chunks(
