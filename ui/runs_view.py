@@ -36,7 +36,6 @@ MESSAGE = "runs_message"  # (kind, text) of the last action
 LR_RESULT = "lr_finder_result"
 LR_MESSAGE = "lr_finder_message"
 LR_SETTING = next(s for s in SETTINGS if s.name == "lr")
-KEY_SETTINGS = ("optimizer", "lr", "batch_size", "activation")
 _lr_tokens = itertools.count(1)
 
 
@@ -75,10 +74,10 @@ def table_rows(history: RunHistory) -> pd.DataFrame:
             {
                 "#": entry.id,
                 "name": entry.name,
-                "when": entry.created.replace("T", " ")[:19],
-                "data": f"{s.get('data', '?')} ({s.get('training images', '?')} images)",
+                "when": entry.created.replace("T", " ")[5:16],
+                "data": f"{s.get('data', '?')}, {s.get('training images', '?')}",
                 "architecture": _architecture(entry),
-                "settings": ", ".join(f"{k} {s[k]}" for k in KEY_SETTINGS if k in s),
+                "settings": key_settings(s),
                 "epochs": f.get("epochs"),
                 "time (s)": round(float(f.get("seconds") or 0.0), 1),
                 "best val acc": _percent(f.get("best_val_accuracy")),
@@ -87,6 +86,17 @@ def table_rows(history: RunHistory) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def key_settings(settings: dict) -> str:
+    """The settings people change most, in a few words ("adam, lr 0.1, batch 128, relu")."""
+    parts = [
+        settings.get("optimizer"),
+        f"lr {settings['lr']:g}" if "lr" in settings else None,
+        f"batch {settings['batch_size']}" if "batch_size" in settings else None,
+        settings.get("activation"),
+    ]
+    return ", ".join(str(p) for p in parts if p is not None)
 
 
 def label(history: RunHistory, entry_id: int) -> str:
@@ -433,7 +443,8 @@ def lr_finder_panel() -> None:
     if result is not None:
         st.plotly_chart(lr_figure(result), key="lr_finder_chart")
         st.caption(
-            f"{result.method} The test stopped: {result.stop_reason} ({result.seconds:.1f} s)."
+            f"**How it was chosen:** {result.method.rstrip('.')}. **Why the test ended:** "
+            f"{result.stop_reason} ({result.seconds:.1f} s)."
         )
         if result.suggested_lr is None:
             st.warning("The loss did not fall anywhere in the range: no rate to suggest.")
@@ -462,7 +473,8 @@ def compare_section(history: RunHistory) -> None:
         if diff.empty:
             st.caption("These runs have the same settings.")
         else:
-            st.dataframe(diff, key="runs_diff")
+            with st.container(key="runs_diff"):
+                st.table(diff)
 
 
 def actions_section(history: RunHistory) -> None:

@@ -56,7 +56,7 @@ def test_two_starts_keep_two_runs_overlaid_with_a_settings_diff(two):
     assert table["test acc"].iloc[0].endswith("%")
     names = [t["name"] for t in _spec(app)["data"]]
     assert names == [first.name, first.name, second.name, second.name]  # loss, accuracy
-    diff = app.dataframe[1].value
+    diff = app.table[0].value
     assert "lr" in diff.index and list(diff.loc["lr"]) == ["0.1", "0.01"]
     assert "epochs" not in diff.index  # only what differs
     app.radio(key="runs_x_axis").set_value("images seen").run()

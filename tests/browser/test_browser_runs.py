@@ -1,0 +1,81 @@
+"""The Runs page in a real Chromium: two runs with different learning rates compared, then
+the learning-rate finder's rate used in the sidebar."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+TINY = "p=fast&h=32&e=1&n=2000&lr=0.1"
+
+
+def _overlay_done(plots) -> bool:
+    """Two runs overlaid, each with its validation point (loss and accuracy per run)."""
+    overlay = [p for p in plots if p["key"] == "runs_overlay"]
+    return (
+        bool(overlay)
+        and len(overlay[0]["traces"]) == 4
+        and all(len(t["y"]) >= 1 for t in overlay[0]["traces"])
+    )
+
+
+def test_two_runs_compared_then_the_finder_sets_the_learning_rate(page, open_app, screenshot_dir):
+    app = open_app(page, TINY)
+    progress = app.sidebar.locator("[data-testid=stProgress]")
+    app.button("btn_start").click()
+    expect(progress).to_contain_text("finished", timeout=90_000)
+    # A second run, one step lower on the learning-rate slider.
+    app.expand("cfg_epochs")
+    thumb = app.widget("cfg_lr").get_by_role("slider")
+    expect(thumb).to_have_attribute("aria-valuetext", "0.1")
+    thumb.focus()
+    page.keyboard.press("ArrowLeft")
+    expect(thumb).to_have_attribute("aria-valuetext", "0.03")
+    app.settle()
+    app.button("btn_start").click()
+    app.settle()
+    app.nav("Runs")
+    app.wait_plots(_overlay_done, timeout=90)
+    expect(progress).to_contain_text("finished", timeout=90_000)
+    chosen = app.main.locator(".st-key-runs_selected")
+    expect(chosen).to_contain_text("run")
+    # The settings diff names the learning rate and nothing that is the same.
+    diff = app.main.locator(".st-key-runs_diff table")
+    expect(diff).to_be_visible()
+    lr_row = diff.locator("tr").filter(has=page.locator("th", has_text=re.compile(r"^lr$")))
+    expect(lr_row).to_contain_text("0.1")
+    expect(lr_row).to_contain_text("0.03")
+    assert "epochs" not in diff.inner_text()
+    # The x-axis choice: images seen reaches the 1,800 training images (2,000 less 10%).
+    app.main.locator(".st-key-runs_x_axis").get_by_text("images seen").click()
+    app.settle()
+    plots = app.wait_plots(_overlay_done, timeout=30)
+    overlay = next(p for p in plots if p["key"] == "runs_overlay")
+    assert float(overlay["traces"][1]["x"][-1]) == pytest.approx(1800, rel=0.02)
+    app.main.locator(".st-key-runs_overlay").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_dir / "runs-compare.png"), full_page=True)
+
+    # The learning-rate finder, then Use this rate.
+    app.main.locator(".st-key-btn_find_lr").get_by_role("button").click()
+    use = app.main.locator(".st-key-btn_use_lr").get_by_role("button")
+    expect(use).to_be_visible(timeout=60_000)
+    app.plot("lr_finder_chart")
+    expect(app.main).to_contain_text("How it was chosen")
+    suggested = float(re.search(r"\(([\d.e+-]+)\)", use.inner_text()).group(1))
+    use.click()
+    app.settle()
+    message = app.main.locator("[data-testid=stAlert]").filter(has_text="learning rate is set to")
+    expect(message).to_be_visible()
+    chosen_rate = re.search(
+        r"set to (?:the nearest choice, )?([\d.e+-]+?)\.?$", message.inner_text()
+    )
+    value = chosen_rate.group(1)
+    app.expand("cfg_epochs")
+    expect(thumb).to_have_attribute("aria-valuetext", value)
+    assert value != "0.03" or suggested == pytest.approx(0.03, rel=0.5)
+    message.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_dir / "runs-lr-finder.png"), full_page=True)
