@@ -31,7 +31,8 @@ from nn_core.training import Callbacks, Trainer
 SAMPLE_SIZE = 2000
 SNAPSHOT_BUDGET_BYTES = 32 * 1024**2
 TSNE_PERPLEXITY = 30.0
-TSNE_STAGES = 4
+TSNE_STAGES = 3
+TSNE_INPUT_DIMS = 50  # t-SNE runs on the first 50 principal components (the usual practice)
 TSNE_STAGE_ITERATIONS = 250  # scikit-learn's least (its exaggeration phase)
 
 
@@ -226,6 +227,7 @@ def tsne_stages(
 ) -> Iterator[np.ndarray]:
     """t-SNE of ``h`` (n, width) to (n, 2), one stage at a time: neighbours stay neighbours.
 
+    Wide layers are first reduced to their ``TSNE_INPUT_DIMS`` principal components.
     scikit-learn's Barnes-Hut t-SNE reports no progress, so the optimisation runs as
     ``stages`` calls of ``TSNE_STAGE_ITERATIONS`` iterations each: the first with early
     exaggeration from a PCA start (as scikit-learn's own first phase), each next one
@@ -236,10 +238,14 @@ def tsne_stages(
     ``resume`` = (stages done, their embedding) continues an interrupted run: it yields the
     remaining stages, the same as an uninterrupted run would.
     """
+    from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     h = np.asarray(h, dtype=np.float64)
     n = h.shape[0]
+    if h.shape[1] > TSNE_INPUT_DIMS and n > TSNE_INPUT_DIMS:
+        # Neighbours found in 50 dimensions instead of hundreds: faster, and less noisy.
+        h = PCA(TSNE_INPUT_DIMS, svd_solver="covariance_eigh", random_state=seed).fit_transform(h)
     perplexity = min(perplexity, max(1.0, (n - 1) / 3))
     learning_rate = max(n / 12.0 / 4.0, 50.0)  # scikit-learn's "auto" with its exaggeration
     done, init = (0, "pca") if resume is None else (resume[0], resume[1])

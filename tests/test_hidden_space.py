@@ -108,6 +108,10 @@ def test_tsne_runs_in_stages_each_from_the_last_and_is_deterministic():
     stages = list(hs.tsne_stages(h, seed=1, stages=3))
     assert len(stages) == 3 and all(s.shape == (120, 2) for s in stages)
     np.testing.assert_allclose(hs.tsne_embedding(h, seed=1, stages=3), stages[-1])
+    # an interrupted run resumes where it stopped and ends where it would have
+    resumed = list(hs.tsne_stages(h, seed=1, stages=3, resume=(1, stages[0])))
+    assert len(resumed) == 2
+    np.testing.assert_allclose(resumed[-1], stages[-1])
     final = stages[-1]
     assert np.all(np.isfinite(final))
     # the two clusters stay apart: every point is nearer its own cluster's centre
