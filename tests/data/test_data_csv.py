@@ -164,3 +164,11 @@ def test_kaggle_train_csv_is_refused_clearly_over_a_small_cap(kaggle_train) -> N
     with pytest.raises(DataError, match="decompresses") as info:
         load_dataset(packed, max_bytes=50 * MIB, max_unzipped_bytes=50 * MIB)
     assert info.value.over_limit and "train.csv.gz" in str(info.value)
+
+
+def test_labels_over_255_are_read_too(make) -> None:
+    x, _ = make.images(40, 8, 3)
+    y = np.array([0, 300, 999, 7] * 10)
+    ds = load_kaggle_csv(make.csv_text(x, y).encode(), test_fraction=0.25)
+    assert ds.n_classes == 1000 and ds.x_train.dtype == np.uint8
+    assert sorted(np.concatenate([ds.y_train, ds.y_test]).tolist()) == sorted(y.tolist())
