@@ -110,11 +110,15 @@ class RunHistory:
         self.entries.append(entry)
         return entry
 
-    def add_record(self, record: RunRecord) -> RunEntry:
-        """Append an imported run."""
+    def add_record(
+        self, record: RunRecord, settings: dict | None = None, name: str | None = None
+    ) -> RunEntry:
+        """Append a run that is already a record (imported, or from a sweep)."""
         n = next(_entry_ids)
-        settings = {"data": record.data.get("name"), **record.config.to_dict()}
-        entry = RunEntry(n, record.name or f"run {n}", record.created or now_iso(), settings)
+        if settings is None:
+            settings = {"data": record.data.get("name"), **record.config.to_dict()}
+        name = name or record.name or f"run {n}"
+        entry = RunEntry(n, name, record.created or now_iso(), dict(settings))
         entry.record = record
         self.entries.append(entry)
         return entry

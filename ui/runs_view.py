@@ -29,6 +29,7 @@ from ui import data as data_ui
 from ui import hosting, runner
 from ui import state as keys
 from ui.run_history import RunEntry, RunHistory, history_budget, session_history
+from ui.sweep_view import sweep_section
 
 X_AXES = ("epoch", "images seen", "seconds")
 SELECTED = "runs_selected"  # ids of the runs ticked in the table
@@ -60,9 +61,16 @@ def _figures(entry: RunEntry) -> dict:
             "epochs": t.epochs_done,
             "seconds": entry.run.seconds_trained,
             "best_val_accuracy": max(val) if val else None,
-            "test_accuracy": None,
+            "test_accuracy": _live_test_accuracy(entry.run),
         }
     return entry.record.metrics if entry.record is not None else {}
+
+
+def _live_test_accuracy(run) -> float | None:
+    """The current run's test accuracy once it has trained and is idle (cached per epoch)."""
+    if run.active or run.disposed or not run.trainer.history.batch_loss:
+        return None
+    return float(run.evaluation()["accuracy"])
 
 
 def table_rows(history: RunHistory) -> pd.DataFrame:
@@ -537,3 +545,5 @@ def runs_page() -> None:
     import_section()
     st.subheader("Find a learning rate")
     lr_finder_panel()
+    st.subheader("Sweep")
+    sweep_section()

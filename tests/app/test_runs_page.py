@@ -4,12 +4,13 @@ imported, deleted; the learning-rate finder and Use this rate."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
 
 from nn_core.run_record import load_run
-from tests.app.conftest import train_tiny, wait_for_run
+from tests.app.conftest import tiny_settings, train_tiny, wait_for_run
 from ui import runs_view
 
 PAGE = "app_pages/runs.py"
@@ -123,3 +124,56 @@ def test_learning_rate_finder_and_use_this_rate(app):
     assert lr in runs_view.LR_SETTING.choices
     assert abs(np.log10(lr) - np.log10(result.suggested_lr)) <= 0.5
     assert "learning rate is set to" in app.success[0].value
+
+
+def _sweep_done(app, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.run()
+        job = app.session_state["sweep_job"]
+        if job.done and job.collected == len(job.results):
+            app.run()
+            return
+        time.sleep(0.3)
+    raise AssertionError("the sweep did not finish in time")
+
+
+def test_a_small_sweep_lands_in_the_history_with_a_line_per_setting(app):
+    tiny_settings(app)
+    app.switch_page(PAGE)
+    app.run()
+    app.text_input(key="sweep_grid").input("lr=0.01,0.1").run()
+    app.text_input(key="sweep_seeds").input("0,1").run()
+    app.button(key="btn_sweep_start").click().run()
+    assert not app.exception, app.exception
+    _sweep_done(app)
+    history = app.session_state["run_history"]
+    names = sorted(e.name for e in history.entries)
+    assert names == [f"sweep: lr={lr} seed={s}" for lr in ("0.01", "0.1") for s in (0, 1)]
+    assert all(e.status == "finished" and e.record.model is not None for e in history.entries)
+    results = app.dataframe[-1].value  # the sweep's results, below the runs table
+    assert len(results) == 4 and set(results["lr"]) == {"0.01", "0.1"}
+    trace = json.loads(app.get("plotly_chart")[-1].proto.spec)["data"][0]
+    assert trace["x"] == ["0.01", "0.1"] and len(trace["error_y"]["array"]) == 2
+    # Each run trained with its own learning rate and seed.
+    configs = {(e.record.config.lr, e.record.config.seed) for e in history.entries}
+    assert configs == {(0.01, 0), (0.01, 1), (0.1, 0), (0.1, 1)}
+
+
+@pytest.mark.parametrize(
+    ("grid", "needle"),
+    [
+        ("lr=0.001,0.01,0.1 hidden=8,16,32,64,128", "the cap is 12 runs"),
+        ("lr=abc", "lr=abc: not a number."),
+        ("lr=50", "learning rate must be between"),
+        ("colour=red", "'colour' is not a setting"),
+    ],
+)
+def test_a_bad_sweep_grid_gets_one_message_and_trains_nothing(app, grid, needle):
+    app.switch_page(PAGE)
+    app.run()
+    app.text_input(key="sweep_grid").input(grid).run()
+    app.button(key="btn_sweep_start").click().run()
+    assert not app.exception, app.exception
+    assert any(needle in e.value for e in app.error), [e.value for e in app.error]
+    assert "sweep_job" not in app.session_state
