@@ -28,9 +28,14 @@ STEPS, L2, BLUR = 200, 0.05, 0.8
 
 
 def model_version(view: ModelView) -> tuple:
-    """Changes whenever the network's weights may have changed."""
-    if view.run is not None:
-        return ("run", view.run.id, len(view.run.trainer.history.batch_loss))
+    """Changes when the network's weights have changed: after each batch of a run that
+    is not training, after each epoch of one that is (recomputing the synthesised input
+    after every batch would take the training's time)."""
+    run = view.run
+    if run is not None:
+        trainer = run.trainer
+        step = trainer.epochs_done if run.active else len(trainer.history.batch_loss)
+        return ("run", run.id, run.active, step)
     return ("model", id(view.model))
 
 
