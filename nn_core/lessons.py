@@ -117,8 +117,9 @@ LESSONS: dict[str, Lesson] = {
                 "loss turns and rises."
             ),
             look_at=(
-                "Training and validation loss: the gap opens and the validation loss rises; "
-                "in the hidden space the validation digits stop separating further."
+                "Training and validation loss: the training loss goes to zero while the "
+                "validation loss passes its lowest point and rises; the gap between them is "
+                "what the network learned by heart."
             ),
             config=TrainConfig(
                 hidden=(256, 128),
