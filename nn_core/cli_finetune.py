@@ -22,7 +22,7 @@ FINETUNE_EXAMPLE = (
 
 def add_finetune_command(sub: argparse._SubParsersAction) -> None:
     """Add ``finetune`` to the command line's subcommands."""
-    from nn_core.cli import FORCE_HELP, finite_float
+    from nn_core.cli import finite_float
     from nn_core.finetune import FinetuneSettings
 
     d = FinetuneSettings()
@@ -80,7 +80,11 @@ def add_finetune_command(sub: argparse._SubParsersAction) -> None:
         help="the model's original data: replayed, and its test set scored (default mnist)",
     )
     p.add_argument("--out", type=Path, metavar="TUNED.npz", help="save the fine-tuned model")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite --out even if digitlab did not write it, or if it is --model",
+    )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument(
         "--blas-threads", type=int, default=1, metavar="N", help="matrix-product threads (1)"
