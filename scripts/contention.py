@@ -5,7 +5,8 @@
 A probe thread repeatedly does what a page rerun does (builds and serialises a Plotly
 figure of a few thousand points) and times each repetition, while 0, 1 or 2 trainings
 run beside it: in threads of this process (they hold the GIL between NumPy calls), in
-threads with a shorter GIL switch interval, or in separate processes (no shared GIL).
+threads with a shorter GIL switch interval, in threads at a lower
+scheduling priority (nice 10), or in separate processes (no shared GIL).
 Each setup is measured ``--rounds`` times, interleaved, and reported as the median slow-
 down of the probe against no training at all, so a machine busy with other work affects
 every setup alike. BLAS uses one thread per training, as on the server.
@@ -39,7 +40,9 @@ def make_data(n: int = 8000) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n) % 10
 
 
-def train_until(stop, batches=None) -> None:
+def train_until(stop, batches=None, nice: int = 0) -> None:
+    if nice:  # Linux: a thread is a task with its own nice value
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     x, y = make_data()
     trainer = Trainer(CONFIG, x, y, n_classes=10)
     while not stop.is_set():
@@ -71,8 +74,10 @@ def measure(setup: str, trainings: int, seconds: float) -> tuple[float, float]:
         workers = [mp.Process(target=train_until, args=(stop, batches)) for _ in range(trainings)]
     else:
         stop = threading.Event()
+        nice = 10 if setup == "threads-nice" else 0
         workers = [
-            threading.Thread(target=train_until, args=(stop, batches)) for _ in range(trainings)
+            threading.Thread(target=train_until, args=(stop, batches, nice))
+            for _ in range(trainings)
         ]
     old_interval = sys.getswitchinterval()
     if setup == "threads-1ms":
@@ -99,7 +104,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args(argv)
     setups = [("none", 0)] + [
-        (setup, n) for n in (1, 2) for setup in ("threads", "threads-1ms", "processes")
+        (setup, n)
+        for n in (1, 2)
+        for setup in ("threads", "threads-nice", "threads-1ms", "processes")
     ]
     results: dict[tuple[str, int], list[tuple[float, float]]] = {s: [] for s in setups}
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} at the start")

@@ -328,7 +328,9 @@ async def wait_finished(page, report: VisitorReport, t_start: float, timeout: fl
 
 async def trainer(context, url: str, report: VisitorReport, args) -> None:
     page = await context.new_page()
-    await open_app(page, url, args.train_query.format(epochs=args.epochs), report)
+    # A leaver's run is long enough to be still training when its tab closes.
+    epochs = args.epochs * 50 if report.role == "leaver" else args.epochs
+    await open_app(page, url, args.train_query.format(epochs=epochs), report)
     t_start = time.monotonic()
     if not await press_start(page, report, args.run_timeout):
         await page.close()
@@ -584,6 +586,9 @@ def run(args) -> dict:
         time.sleep(args.after_close_wait if args.after_close_wait is not None else grace + 10)
         after_close = server.rss()
         result = summarize(reports, sampler, probe, server, after_close, args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
     return result
 
 
@@ -591,8 +596,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     result = run(args)
     print_report(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
     return 0
 
 

@@ -22,6 +22,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
+import sys
 import threading
 import time
 import weakref
@@ -201,6 +203,19 @@ class SessionWatch:
                 LOG.info(event)
             if any("released" in e for e in events):
                 return_memory_to_os()
+
+
+def lower_thread_priority(nice: int) -> bool:
+    """Give the calling thread a lower scheduling priority (Linux: each thread has its own
+    nice value); False where that is not possible. A training thread calls it so that the
+    server's own threads always get the CPU first."""
+    if not sys.platform.startswith("linux") or nice <= 0:
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), int(nice))
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def return_memory_to_os() -> None:

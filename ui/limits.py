@@ -33,6 +33,9 @@ ENV_DEFAULTS: dict[str, float] = {
     "DIGITLAB_MAX_SERVER_MB": 700,
     # A run whose tab has had no connection this long is stopped and frees its slot.
     "DIGITLAB_SESSION_GRACE_SECONDS": 15,
+    # Scheduling priority of training threads (Linux nice, 1-19): the server's own threads
+    # (pages, the event loop) run first, trainings take the CPU time left.
+    "DIGITLAB_TRAINING_NICE": 10,
     "DIGITLAB_MAX_PERSONAL_SAMPLES": 500,  # My digits: drawings kept per session (~20 kB each)
 }
 
@@ -50,6 +53,7 @@ class Limits:
     max_session_mb: float = 300
     max_server_mb: float = 700
     session_grace_seconds: float = 15
+    training_nice: int = 10
     max_personal_samples: int = 500
 
     @property
@@ -97,5 +101,6 @@ def get_limits(environ: dict[str, str] | None = None) -> Limits:
         max_session_mb=float(_read("DIGITLAB_MAX_SESSION_MB", env)),
         max_server_mb=float(_read("DIGITLAB_MAX_SERVER_MB", env)),
         session_grace_seconds=float(_read("DIGITLAB_SESSION_GRACE_SECONDS", env)),
+        training_nice=min(19, int(_read("DIGITLAB_TRAINING_NICE", env))),
         max_personal_samples=int(_read("DIGITLAB_MAX_PERSONAL_SAMPLES", env)),
     )

@@ -417,6 +417,7 @@ class TrainingRun:
 
     # ------------------------------------------------------------------ thread
     def _work(self) -> None:
+        hosting.lower_thread_priority(keys.get_limits().training_nice)
         token = self._token
         if not self.gate.acquire(token, lambda: self._stop):
             self.state = "idle"

@@ -4,10 +4,12 @@ memory reservations of runs."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import numpy as np
+import pytest
 
 from nn_core.config import TrainConfig
 from nn_core.data import Dataset
@@ -237,3 +239,21 @@ def test_concurrent_starts_never_exceed_the_capacity():
     watch_active()
     assert max(peak) <= 2
     assert all(r.finished for r in runs)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_training_threads_run_at_a_lower_priority_than_the_server(monkeypatch):
+    """Pages first: the server's threads keep nice 0, each training thread takes nice 10."""
+    import os
+
+    monkeypatch.setenv("DIGITLAB_TRAINING_NICE", "10")
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+    run = make_run(
+        TrainingGate(capacity=1),
+        on_idle=lambda r: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
+    )
+    assert run.step()
+    wait_until(lambda: bool(seen))
+    assert seen == [max(base, 10)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
