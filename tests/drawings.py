@@ -7,7 +7,7 @@ of ``BRUSH`` pixels and anti-aliased edges.
 
 A digit is re-drawn the way a person would trace it: the MNIST image is enlarged, thinned
 to its centre line (the pen's path), and that path is stamped with the round brush at a
-random size (100 to 250 px, the canvas is 280) and place.
+random size (by default 100 to 250 px; the canvas is 280) and place.
 """
 
 from __future__ import annotations
@@ -21,14 +21,18 @@ _UPSCALE = 4  # the MNIST digit is thinned at 4x (112x112), where its centre lin
 
 
 # --------------------------------------------------------------------------- digits
-def redraw_digit(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def redraw_digit(
+    digit: np.ndarray, rng: np.random.Generator, sizes: tuple[float, float] = (100, 250)
+) -> np.ndarray:
     """An MNIST digit traced on the canvas with the round brush.
 
     Parameters
     ----------
     digit : ndarray of shape (28, 28), uint8
     rng : numpy Generator
-        Picks the drawing's size (longer side 100..250 px) and its place on the canvas.
+        Picks the drawing's size and its place on the canvas.
+    sizes : (float, float)
+        Range of the drawing's longer side in pixels (the canvas is 280).
 
     Returns
     -------
@@ -39,7 +43,7 @@ def redraw_digit(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if len(path) == 0:
         return _rgba(np.zeros((CANVAS, CANVAS), np.uint8))
     low, high = path.min(0), path.max(0)
-    size = rng.uniform(100, 250)
+    size = rng.uniform(*sizes)
     scale = (size - BRUSH) / max(float((high - low).max()), 1.0)
     extent = (high - low) * scale + BRUSH
     corner = rng.uniform(0, np.maximum(CANVAS - extent, 0) + 1e-9)
