@@ -110,7 +110,8 @@ def init() -> PersonalSet:
 
 
 def personal_set() -> PersonalSet:
-    return st.session_state.get(SET) or empty_set()
+    current = st.session_state.get(SET)
+    return empty_set() if current is None else current
 
 
 def _replace_set(new: PersonalSet) -> None:
@@ -695,7 +696,10 @@ def run_teach(
 def show_results(results: TeachResults, candidate: Candidate) -> None:
     """Before and after side by side, what changed, and keep / discard."""
     ss = st.session_state
-    stale = results.version != ss[VERSION] or results.source != candidate.label
+    changed_network = results.source != candidate.label or results.source_key != _model_key(
+        candidate.model
+    )
+    stale = results.version != ss[VERSION] or (results.kept is None and changed_network)
     first = results.outcomes[0]
     split = (
         "leave-one-out over all your digits"

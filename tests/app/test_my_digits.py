@@ -298,10 +298,14 @@ def test_keeping_asks_before_replacing_an_uploaded_model(app):
     assert results.kept == 1
 
 
-def test_discard_forgets_the_results_and_keeps_the_model(app):
+def test_results_say_when_they_are_stale_and_discard_forgets_them(app):
     open_page(app)
     with_set(app, felt_tip_set(3))
     teach_quickly(app)
+    stale = "Your set or the network changed since: these figures are for the earlier one."
+    assert stale not in texts(app)
+    with_set(app, felt_tip_set(2))
+    assert stale in texts(app)
     app.button(key="my_digits_discard").click()
     app.run()
     assert app.session_state[md.RESULTS] is None
