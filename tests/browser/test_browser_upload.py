@@ -35,6 +35,7 @@ pytestmark = pytest.mark.browser
 LOAD_TIMEOUT = 240.0  # seconds to upload and parse 73 MB on a loaded 2-core machine
 TALL = {"width": 1400, "height": 2000}  # the whole sidebar in a screenshot
 ERRORS = "[data-testid=stAlertContentError]"
+IDX_IMAGES, IDX_LABELS = (0x803).to_bytes(4, "big"), (0x801).to_bytes(4, "big")
 
 
 @dataclass
@@ -270,3 +271,27 @@ def test_old_errors_go_when_the_data_changes(server, visit, tmp_path):
     expect(app.sidebar.locator(ERRORS)).to_have_count(0)
     choose_upload(app)  # back to the (empty) uploader: the old file's error is gone too
     expect(app.sidebar.locator(ERRORS)).to_have_count(0)
+
+
+def test_idx_files_added_one_at_a_time_wait_for_each_other(server, visit, tmp_path):
+    mnist = load_mnist()
+    x, y = mnist.x_train[:600], mnist.y_train[:600]
+    images = tmp_path / "train-images-idx3-ubyte.gz"
+    dims = b"".join(d.to_bytes(4, "big") for d in x.shape)
+    images.write_bytes(gzip.compress(IDX_IMAGES + dims + x.tobytes()))
+    labels = tmp_path / "train-labels-idx1-ubyte.gz"
+    count = len(y).to_bytes(4, "big")
+    labels.write_bytes(gzip.compress(IDX_LABELS + count + y.astype(np.uint8).tobytes()))
+    app = visit(server)
+    choose_upload(app)
+    upload(app, images)
+    expect(app.sidebar).to_contain_text("Upload both files together")  # a note, not an error
+    expect(app.sidebar.locator(ERRORS)).to_have_count(0)
+
+    upload(app, labels)  # added beside the image file, as a person picks the second file
+    held_out = sum(round(n * 0.15) for n in np.bincount(y))
+    expect(app.sidebar).to_contain_text(
+        f"Using IDX files: {600 - held_out:,} training and {held_out:,} test images, 10 classes."
+    )
+    expect(app.sidebar.locator(ERRORS)).to_have_count(0)
+    shot(app, "upload-idx-one-at-a-time")
