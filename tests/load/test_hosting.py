@@ -257,3 +257,60 @@ def test_training_threads_run_at_a_lower_priority_than_the_server(monkeypatch):
     wait_until(lambda: bool(seen))
     assert seen == [max(base, 10)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+RACE = """
+import sys, threading, time
+import numpy as np
+import plotly.graph_objects as go
+go.Figure(go.Scatter(x=np.arange(10), y=np.arange(10))).to_json()  # Plotly warmed up
+errors = []
+start = threading.Barrier(6)
+
+def session(first):
+    start.wait()
+    if {preload}:
+        import ui.preload  # what streamlit_app.py does first in every session
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.4:
+        if first and time.monotonic() - t0 > 0.1:
+            import pandas  # a page's first use of pandas, in one session's thread
+        try:
+            go.Figure(go.Scatter(x=np.arange(10), y=np.arange(10))).to_json()
+        except Exception as exc:
+            errors.append(f"{{type(exc).__name__}}: {{exc}}")
+
+threads = [threading.Thread(target=session, args=(i == 0,)) for i in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(len(errors), errors[:1])
+"""
+
+
+def race(preload: bool) -> str:
+    import subprocess
+
+    from tests.load.test_load import ROOT
+
+    out = subprocess.run(
+        [sys.executable, "-c", RACE.format(preload=preload)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_sessions_importing_pandas_while_others_draw_see_half_initialised_modules():
+    """Issue 14's exception box, reproduced: Plotly looks pandas up in sys.modules while
+    another session's thread is still importing it."""
+    assert "partially initialized module 'pandas'" in race(preload=False)
+
+
+def test_with_the_preload_no_session_sees_a_half_initialised_module():
+    assert race(preload=True).startswith("0 ")
