@@ -116,7 +116,13 @@ class RunHistory:
         """Append a run that is already a record (imported, or from a sweep)."""
         n = next(_entry_ids)
         if settings is None:
-            settings = {"data": record.data.get("name"), **record.config.to_dict()}
+            m = record.metrics
+            images = (m.get("n_train") or 0) + (m.get("n_val") or 0) or "?"
+            settings = {
+                "data": record.data.get("name"),
+                "training images": images,
+                **record.config.to_dict(),
+            }
         name = name or record.name or f"run {n}"
         entry = RunEntry(n, name, record.created or now_iso(), dict(settings))
         entry.record = record

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from nn_core.io import LoadedModel
 from nn_core.lr_finder import LRFinderResult, find_learning_rate
-from nn_core.memory import MemoryBudgetError, advice, training_memory
+from nn_core.memory import MemoryBudgetError, advice, mb, training_memory
 from nn_core.run_record import RunFileError, RunRecord, export_run, import_run_files
 from nn_core.safe_read import InputFileError
 from nn_core.settings import SETTINGS, check
@@ -35,6 +35,7 @@ X_AXES = ("epoch", "images seen", "seconds")
 SELECTED = "runs_selected"  # ids of the runs ticked in the table
 MESSAGE = "runs_message"  # (kind, text) of the last action
 LR_RESULT = "lr_finder_result"
+IMPORT_N = "run_import_n"  # bumped after an import: a new, empty uploader
 LR_MESSAGE = "lr_finder_message"
 LR_SETTING = next(s for s in SETTINGS if s.name == "lr")
 _lr_tokens = itertools.count(1)
@@ -115,6 +116,11 @@ def label(history: RunHistory, entry_id: int) -> str:
 def runs_table(history: RunHistory) -> list[RunEntry]:
     """The table of runs and the choice of runs to compare (the two newest at first)."""
     st.dataframe(table_rows(history), hide_index=True, width="stretch", key="runs_table")
+    n, budget = len(history.entries), history_budget(keys.get_limits())
+    st.caption(
+        f"{n} run{'s' if n != 1 else ''} kept, {mb(history.nbytes())} of the "
+        f"{mb(budget)} this session may keep (the current run is counted with training)."
+    )
     ids = [e.id for e in history.entries]
     ss = st.session_state
     if SELECTED not in ss:
@@ -307,8 +313,13 @@ def all_runs_file(history: RunHistory) -> bytes:
 
 
 def import_files(files) -> None:
-    """Import one run from uploaded files (a run file; metrics JSON and model; a model)."""
-    _say(*import_into(session_history(), files, history_budget(keys.get_limits())))
+    """Import one run from uploaded files (a run file; metrics JSON and model; a model);
+    after an import the uploader is emptied, so the next file is judged alone."""
+    kind, text = import_into(session_history(), files, history_budget(keys.get_limits()))
+    _say(kind, text)
+    if kind == "success":
+        ss = st.session_state
+        ss[IMPORT_N] = ss.get(IMPORT_N, 0) + 1
 
 
 def import_into(history: RunHistory, files, budget: int) -> tuple[str, str]:
@@ -522,11 +533,13 @@ def actions_section(history: RunHistory) -> None:
 
 
 def import_section() -> None:
-    with st.expander("Import a run"):
+    st.subheader("Import a run")
+    with st.container(key="run_import_box"):
         files = st.file_uploader(
             "A run file (.zip from this page), or a command-line run: its --metrics-json file "
             "with its --out model (.npz)",
-            type=["zip", "json", "npz"], accept_multiple_files=True, key="run_import",
+            type=["zip", "json", "npz"], accept_multiple_files=True,
+            key=f"run_import_{st.session_state.get(IMPORT_N, 0)}",
         )  # fmt: skip
         st.button("Import", key="btn_run_import", on_click=lambda: import_files(files))
 

@@ -86,6 +86,24 @@ class SweepJob:
     def stop(self) -> None:
         self.stopping = True
 
+    # What ui.hosting's session watch calls on the runs of a tab that has gone.
+    @property
+    def id(self) -> str:
+        return f"sweep{-self._token}"
+
+    def abandon(self, message: str) -> None:
+        """Stop after the run in progress; finished runs are kept."""
+        self.error = message
+        self.stop()
+
+    def dispose(self) -> int:
+        """Stop, and drop the results of a session that cannot come back."""
+        self.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+        self.results, self.data = [], None
+        return 0
+
     @property
     def active(self) -> bool:
         return self._thread.is_alive()
@@ -175,6 +193,7 @@ def on_start_sweep() -> None:
         ss[SWEEP_MESSAGE] = job.error
         return
     ss[SWEEP] = job
+    hosting.watch().track(owner, job)  # a closed tab's sweep stops like its runs
 
 
 def on_stop_sweep() -> None:

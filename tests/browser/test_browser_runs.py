@@ -79,3 +79,53 @@ def test_two_runs_compared_then_the_finder_sets_the_learning_rate(page, open_app
     assert value != "0.03" or suggested == pytest.approx(0.03, rel=0.5)
     message.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot_dir / "runs-lr-finder.png"), full_page=True)
+
+
+def test_a_sweep_from_the_page_then_a_run_downloaded_and_imported(
+    page, open_app, screenshot_dir, tmp_path
+):
+    app = open_app(page, TINY)
+    app.nav("Runs")
+    grid = app.main.locator(".st-key-sweep_grid input")
+    grid.fill("lr=0.01,0.1")
+    grid.press("Enter")
+    app.settle()
+    app.main.locator(".st-key-btn_sweep_start").get_by_role("button").click()
+    plots = app.wait_plots(
+        lambda ps: any(p["key"] == "sweep_chart" and len(p["traces"][0]["x"]) == 2 for p in ps),
+        timeout=90,
+    )
+    sweep = next(p for p in plots if p["key"] == "sweep_chart")
+    assert sweep["traces"][0]["x"] == ["0.01", "0.1"]
+    assert all(0 < y <= 100 for y in sweep["traces"][0]["y"])
+    expect(app.main).to_contain_text("Sweep ended: 2 of 2 runs done", timeout=30_000)
+    expect(app.main.locator(".st-key-runs_selected")).to_contain_text("sweep: lr=")
+    app.main.locator(".st-key-sweep_chart").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_dir / "runs-sweep.png"), full_page=True)
+
+    # Download the chosen run and import the file again: a third run.
+    with page.expect_download() as download:
+        app.main.locator(".st-key-btn_run_download").get_by_role("button").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".zip" and saved.stat().st_size > 1000
+    uploader = app.main.locator("[class*=st-key-run_import] input[type=file]")
+    uploader.set_input_files(str(saved))
+    app.settle()
+    app.main.locator(".st-key-btn_run_import").get_by_role("button").click()
+    app.settle()
+    expect(app.main.locator("[data-testid=stAlert]").filter(has_text="Imported")).to_be_visible()
+    expect(app.main).to_contain_text("3 runs kept")
+    # A foreign file gets one sentence, and the runs stay.
+    foreign = tmp_path / "holiday.zip"
+    foreign.write_bytes(b"GIF89a not a run")
+    expect(app.main.get_by_text(saved.name)).to_have_count(0)  # the uploader was emptied
+    uploader.set_input_files(str(foreign))
+    app.settle()
+    app.main.locator(".st-key-btn_run_import").get_by_role("button").click()
+    app.settle()
+    error = app.main.locator("[data-testid=stAlert]").filter(has_text="not a digitlab run file")
+    expect(error).to_be_visible()
+    expect(app.main).to_contain_text("3 runs kept")  # two swept, one imported
+    error.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_dir / "runs-import-error.png"), full_page=True)
