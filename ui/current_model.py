@@ -157,10 +157,9 @@ def no_model_message() -> None:
 def model_caption(view: ModelView) -> None:
     if view.kind == "run":
         run = view.run
+        p = run.progress()  # the sidebar's epoch count, so the two never disagree
         status = "training…" if run.active else ("finished" if run.finished else "paused")
-        st.caption(
-            f"Showing {view.label}: epoch {run.trainer.progress:.2f} of "
-            f"{run.trainer.target_epochs}, {status}"
-        )
+        status = "diverged" if p["diverged"] else status
+        st.caption(f"Showing {view.label}: epoch {p['epoch']} of {p['target_epochs']}, {status}")
     else:
         st.caption(f"Showing {view.label}.")

@@ -77,6 +77,7 @@ def test_a_diverging_run_says_so_with_the_fix_and_shows_no_accuracy(page, open_a
 
     # The Weights page draws the kept weights with a finite colour scale, now and replayed.
     app.nav("Weights")
+    expect(app.main).to_contain_text("epoch 0 of 3, diverged")
     grid = app.plot("weights_grid")
     expect(grid).to_be_visible()
     for choice in ("now", "epoch 0"):

@@ -88,3 +88,7 @@ def test_a_finished_minibatch_run_reads_its_last_batch_not_batch_0(page, open_ap
     panel = _sidebar_progress(app)
     assert len(re.findall(r"(?i)epoch", panel)) == 1, panel
     app.screenshot("progress-fast-finished")
+    # Another page names the same epoch as the sidebar (it once read "215.00" beside "200").
+    app.nav("Weights")
+    expect(app.main).to_contain_text("epoch 3 of 3, finished")
+    assert app.status_text().strip() == status
