@@ -8,6 +8,7 @@ import json
 import streamlit as st
 
 from nn_core.io import ModelFileError, jsonable, load_model, save_model
+from ui import hosting
 from ui import state as keys
 from ui.limits import get_limits
 
@@ -59,7 +60,9 @@ def _on_model_upload(key: str) -> None:
     if file is None:
         return
     try:
-        loaded = load_model(file, max_bytes=get_limits().max_upload_bytes)
+        loaded = load_model(  # refused from its declared sizes if it would not fit the caps
+            file, max_bytes=get_limits().max_upload_bytes, check_memory=hosting.check_model_memory
+        )
     except ModelFileError as exc:
         ss[keys.MODEL_ERROR] = (key, str(exc))
         return

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from nn_core import TrainConfig, Trainer
 from nn_core.health import TrainingWatch, watch_training
+from nn_core.hidden_space import SNAPSHOT_BUDGET_BYTES as WATCH_BUDGET_BYTES
 from nn_core.memory import (
     MemoryBudgetError,
     MemoryEstimate,
@@ -34,6 +35,7 @@ from nn_core.memory import (
     training_memory,
 )
 from nn_core.metrics import evaluate
+from nn_core.network import n_parameters
 from ui import data as data_ui
 from ui import hosting, run_history
 from ui import state as keys
@@ -535,7 +537,10 @@ def run_memory(config: TrainConfig, dataset, subset) -> tuple[MemoryEstimate, in
         input_itemsize=subset.x_train.itemsize,
         n_test=len(subset.y_test),
     )
-    return estimate + MemoryEstimate(data=own), own
+    # The health watch (nn_core.health) keeps whole-network snapshots up to its budget.
+    one = n_parameters((n_inputs, *config.hidden, subset.n_classes)) * 4
+    watched = min((config.epochs + 1) * one, WATCH_BUDGET_BYTES + one)
+    return estimate + MemoryEstimate(data=own, snapshots=watched), own
 
 
 def reserve_run(owner: str, estimate: MemoryEstimate, config: TrainConfig, n_inputs: int) -> str:

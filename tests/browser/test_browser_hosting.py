@@ -279,3 +279,31 @@ def test_the_model_can_be_downloaded_while_it_trains(server, tab):
     loaded = load_model(path)
     assert loaded.model.sizes == (784, 64, 10)
     assert "training" in status(page)  # the click did not stop or rerun the training
+
+
+def test_a_model_file_too_large_to_hold_is_refused_before_its_weights_are_read(
+    server, tab, tmp_path
+):
+    """Issue 14: a valid 42.7 MB 784-4096-4096-4096-10 float64 model took the server to
+    1,243 MiB on upload. Here, at a 200 MB session cap, a 784-2048-2048-10 float64 file
+    (about 300 MB to load and predict with) is refused from its declared sizes."""
+    from nn_core.io import save_model
+    from nn_core.network import MLP
+
+    path = tmp_path / "wide_float64.npz"
+    with path.open("wb") as out:
+        save_model(out, MLP(784, (2048, 2048), 10, dtype="float64"), class_names=list("0123456789"))
+    page = tab()
+    open_app(page, server.url)
+    sidebar(page).locator("[data-testid=stSidebarNav] a").filter(has_text="Models").click()
+    expect(page.get_by_role("heading", name="Models")).to_be_visible()
+    settle(page)
+    before = server.rss()
+    page.locator("[data-testid=stMain] input[type=file]").first.set_input_files(str(path))
+    refusal = page.locator("[data-testid=stMain] [data-testid=stAlertContentError]")
+    expect(refusal).to_contain_text("This model needs about", timeout=60_000)
+    expect(refusal).to_contain_text("DIGITLAB_MAX_SESSION_MB")
+    grown = server.rss() - before
+    print(f"server grew by {grown / 2**20:.0f} MB for a {path.stat().st_size / 2**20:.0f} MB file")
+    assert grown < 2.5 * path.stat().st_size  # the upload and one read of it, no weights
+    shot(page, "hosting-model-refusal")
