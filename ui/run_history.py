@@ -19,6 +19,7 @@ import streamlit as st
 
 from nn_core.memory import mb
 from nn_core.run_record import RunRecord, now_iso, record_from_trainer, status_of
+from ui import hosting
 from ui.limits import Limits
 
 HISTORY = "run_history"  # session-state key of this session's RunHistory
@@ -207,3 +208,5 @@ def on_new_run(run, limits: Limits) -> None:
     history.freeze_idle(current=run)
     history.add_live(run)
     history.enforce_budget(history_budget(limits))
+    # The server's memory ledger counts what the kept runs hold (the live one is "run").
+    hosting.ledger().set(hosting.session_id(), "history", history.nbytes())
