@@ -9,6 +9,7 @@ import types
 
 import numpy as np
 import pytest
+from conftest import train_tiny  # tests/app/conftest.py: imported while this folder is collected
 from PIL import Image
 
 from nn_core.io import LoadedModel
@@ -255,8 +256,6 @@ def test_size_problem_is_none_when_the_sizes_match():
 
 
 def test_the_network_trained_in_this_session_is_the_one_explained(app):
-    from conftest import train_tiny
-
     train_tiny(app)
     run = app.session_state["run"]
     open_inside(app)
