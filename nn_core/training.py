@@ -243,6 +243,17 @@ class Trainer:
         self._val_prepared = None
         self.model.release_buffers()
 
+    def release_optimizer_state(self) -> None:
+        """Drop a finished run's optimizer state (momentum, Adam's moments) and its copy
+        kept for a rollback: a shared server keeps only what the pages show. Training on
+        (Continue) starts the optimizer afresh, as a new one would; its zeroed arrays take
+        no memory until written."""
+        self.optimizer = make_optimizer(
+            self.config.optimizer, self.model.params, self.config.momentum, self.config.nesterov
+        )
+        rollback = {f"opt_{key}": value for key, value in self.optimizer.state.items()}
+        self._good_state = {"params": self._good_state["params"], **rollback}
+
     def step(self) -> dict | None:
         """Train on one batch; return its figures, or None if training is finished."""
         if self.finished:

@@ -293,7 +293,9 @@ class TrainingRun:
         t = self.trainer
         if t is None:
             return 0
-        arrays = [t.model.params, t.model.grads, t.x_val, *t.optimizer.state.values()]
+        arrays = [t.model.params, t.model.grads, t.x_val]
+        if not t.finished:  # a finished run's optimizer state is fresh, untouched zeros
+            arrays += list(t.optimizer.state.values())
         arrays += list(t.snapshots.values())
         if self._eval is not None:
             arrays += [v for v in self._eval.values() if isinstance(v, np.ndarray)]
@@ -454,6 +456,8 @@ class TrainingRun:
             self.error = f"Training failed: {type(exc).__name__}: {exc}"
         finally:
             self.trainer.release_memory()  # a paused run keeps no full-batch float copies
+            if self.trainer.finished:  # a finished one keeps no optimizer state either
+                self.trainer.release_optimizer_state()
             self.gate.release(token)
             self.state = "idle"
             if self.trainer.stop_reason:

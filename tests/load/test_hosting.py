@@ -314,3 +314,32 @@ def test_sessions_importing_pandas_while_others_draw_see_half_initialised_module
 
 def test_with_the_preload_no_session_sees_a_half_initialised_module():
     assert race(preload=True).startswith("0 ")
+
+
+def test_a_finished_run_drops_its_optimizer_state_and_can_still_continue():
+    """Issue 14: finished wide runs kept their optimizer state (Adam: twice the weights)
+    and its rollback copy until the session expired."""
+    run = make_run(TrainingGate(capacity=1), epochs=2)
+    weights = run.trainer.model.params.nbytes
+    moments = sum(a.nbytes for a in run.trainer.optimizer.state.values())
+    assert moments >= 2 * weights
+    run.trainer.run(max_batches=1)  # a stopped run keeps them (Continue resumes exactly)
+    trained = [a.copy() for a in run.trainer.optimizer.state.values()]
+    assert any(np.any(a) for a in trained)
+
+    def held_besides_records():  # the snapshots and the health records grow with epochs
+        snapshots = sum(a.nbytes for a in run.trainer.snapshots.values())
+        return run.held_bytes() - run.watch.nbytes - snapshots
+
+    counted = held_besides_records()
+    assert run.start()
+    wait_until(lambda: not run.active)
+    assert run.finished
+    # fresh zeros: pages the kernel has not handed out, and not counted as held
+    assert not any(np.any(a) for a in run.trainer.optimizer.state.values())
+    assert held_besides_records() == counted - moments
+    run.extend(1)
+    assert run.start()
+    wait_until(lambda: not run.active)
+    assert run.finished and run.trainer.epochs_done == 3
+    assert np.all(np.isfinite(run.trainer.model.params))
