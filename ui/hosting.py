@@ -169,6 +169,12 @@ class SessionWatch:
                     f"session {owner[:8]} gone for {away:.0f} s: run {run.id} "
                     f"stopped while {was}, slot freed"
                 )
+                deadline = time.monotonic() + 5.0
+                while run.active and time.monotonic() < deadline:
+                    time.sleep(0.02)  # the batch in progress ends
+            freed = run.compact()
+            if freed:
+                events.append(f"session {owner[:8]}: run {run.id} compacted, {mb(freed)} freed")
         return events
 
     def _forget(self, owner: str, state: _Owner, away: float) -> str:
@@ -201,7 +207,7 @@ class SessionWatch:
                 continue
             for event in events:
                 LOG.info(event)
-            if any("released" in e for e in events):
+            if any("released" in e or "freed" in e for e in events):
                 return_memory_to_os()
 
 

@@ -399,6 +399,22 @@ class TrainingRun:
         self._stop_message = message
         self.stop(wait=0)
 
+    def compact(self) -> int:
+        """Free what a tab that has gone can do without (cached evaluation and model file,
+        the weight snapshots between the first and the last); return the bytes freed. The
+        run stays whole: a tab that comes back sees it and can train on."""
+        if self.disposed or self.active:
+            return 0
+        before = self.held_bytes()
+        with self._lock:
+            self._eval, self._eval_key = None, None
+        self._model_file = None
+        snapshots = self.trainer.snapshots
+        for epoch in sorted(snapshots)[1:-1]:
+            del snapshots[epoch]
+        self._idle()
+        return before - self.held_bytes()
+
     def dispose(self) -> int:
         """Drop the large objects of a run whose session cannot come back; return the bytes
         it held. The run is unusable afterwards."""

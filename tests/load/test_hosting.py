@@ -343,3 +343,30 @@ def test_a_finished_run_drops_its_optimizer_state_and_can_still_continue():
     wait_until(lambda: not run.active)
     assert run.finished and run.trainer.epochs_done == 3
     assert np.all(np.isfinite(run.trainer.model.params))
+
+
+def test_a_finished_run_of_a_gone_tab_is_compacted_after_the_grace_period():
+    """Issue 14: closed tabs' sessions held their runs whole until Streamlit dropped them."""
+    reported = []
+    clock = FakeClock()
+    watch = SessionWatch(15, 135, lambda owner: False, clock=clock)
+    run = make_run(
+        TrainingGate(capacity=1), epochs=6, on_idle=lambda r: reported.append(r.held_bytes())
+    )
+    assert run.start()
+    wait_until(lambda: not run.active)
+    run.evaluation()
+    run.model_file()
+    held = run.held_bytes()
+    watch.track("s1", run)
+    watch.check()
+    clock.now = 15
+    events = watch.check()
+    assert any("compacted" in e for e in events), events
+    assert sorted(run.trainer.snapshots) == [0, 6]
+    assert run.held_bytes() < held and reported[-1] == run.held_bytes()
+    assert not run.disposed and run.finished  # a tab that comes back still has its run
+    run.extend(1)
+    assert run.start()
+    wait_until(lambda: not run.active)
+    assert run.trainer.epochs_done == 7
