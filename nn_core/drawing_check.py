@@ -92,11 +92,14 @@ class DigitReference:
         Orthonormal principal directions.
     points : ndarray of shape (n_reference, N_COMPONENTS), float32
         The reference digits' coordinates.
+    squared_norms : ndarray of shape (n_reference,), float32
+        ``(points**2).sum(axis=1)``, kept for the distances.
     """
 
     mean: np.ndarray
     components: np.ndarray
     points: np.ndarray
+    squared_norms: np.ndarray
 
     @classmethod
     def from_images(
@@ -125,9 +128,10 @@ class DigitReference:
         points = np.concatenate(
             [(_as_unit(flat[chunk]) - mean) @ components for chunk in np.array_split(picks, 10)]
         )  # in chunks: a float copy of 20,000 images at once would take 63 MB
-        for array in (mean, components, points):
+        squared_norms = (points**2).sum(axis=1)
+        for array in (mean, components, points, squared_norms):
             array.setflags(write=False)
-        return cls(mean, components, points)
+        return cls(mean, components, points, squared_norms)
 
     def distance(self, images: np.ndarray) -> np.ndarray:
         """Mean Euclidean distance to the ``K_NEIGHBOURS`` nearest reference digits.
@@ -142,11 +146,7 @@ class DigitReference:
         """
         flat = np.asarray(images).reshape(len(images), -1)
         query = (_as_unit(flat) - self.mean) @ self.components  # (n, N_COMPONENTS)
-        squared = (
-            (query**2).sum(axis=1)[:, None]
-            - 2 * query @ self.points.T
-            + (self.points**2).sum(axis=1)[None, :]
-        )
+        squared = (query**2).sum(axis=1)[:, None] - 2 * query @ self.points.T + self.squared_norms
         nearest = np.partition(squared, K_NEIGHBOURS - 1, axis=1)[:, :K_NEIGHBOURS]
         return np.sqrt(np.maximum(nearest, 0)).mean(axis=1).astype(np.float64)
 
