@@ -1,4 +1,4 @@
-"""Hostile and malformed inputs: every loader fails with its own error type, or works, and none hangs.
+"""Hostile and malformed inputs: each loader fails with its own error type or works; none hangs.
 
 Deterministic fuzzing (seeded generators, plain loops): valid files cut at many offsets and
 with bytes flipped at many positions, random bytes, compression bombs, gigantic declared
