@@ -164,7 +164,13 @@ def _live() -> None:
     )
     left, right = st.columns([3, 2])
     with left:
-        clickable_chart(figure, "weights_grid", "_w_clicked", width="stretch")
+        if view.run is not None and view.run.active:
+            # A clickable chart is a widget, and a widget whose figure changes is a new
+            # widget: redrawn twice a second while training, it would never be seen.
+            st.plotly_chart(figure, key="weights_grid", width="stretch")
+            st.caption("Clicking a tile works once training stops; the Unit # box works now.")
+        else:
+            clickable_chart(figure, "weights_grid", "_w_clicked", width="stretch")
     with right:
         _unit_details(view, weights, shape, unit)
 

@@ -286,15 +286,32 @@ class App:
 
     # -- clicking and dragging on charts (Plotly maps data to pixels: axis.d2p)
     def plot(self, key: str):
-        """The drawn Plotly element of the main-area chart with key ``key`` (waits for it:
-        Plotly's script loads lazily, seconds after the page on a busy machine)."""
+        """The Plotly element of the main-area chart with key ``key``, once visible
+        (Plotly's script loads lazily, seconds after the page on a busy machine)."""
         plot = self.main.locator(f".st-key-{key} .js-plotly-plot").first
         expect(plot).to_be_visible(timeout=45_000)
-        plot.evaluate(
-            "(el) => new Promise((ok) => { const t = () => el._fullLayout ? ok() :"
-            " setTimeout(t, 50); t(); })"
-        )
         return plot
+
+    def _drawn_plot_eval(self, key: str, body: str, arg=None, timeout: float = 45.0):
+        """Run ``body`` (JS with ``el``, ``fl`` = its _fullLayout, ``r`` = its box, ``arg``)
+        on chart ``key`` once Plotly has laid it out. A live chart is redrawn (sometimes a
+        new element) while a run trains: the wait and the reading happen in one call, and a
+        chart that does not lay out within a second is looked up again."""
+        script = (
+            "(el, arg) => new Promise((ok) => { const t0 = Date.now(); const t = () => {"
+            " const fl = el._fullLayout;"
+            " if (!fl || !fl.xaxis || !fl.yaxis || !el.isConnected)"
+            "   return Date.now() - t0 > 1000 ? ok(null) : setTimeout(t, 50);"
+            " const r = el.getBoundingClientRect();"
+            f" ok({{value: (() => {{ {body} }})()}}); }}; t(); }})"
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.plot(key).evaluate(script, arg)
+            if result is not None:
+                return result["value"]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chart {key} was never laid out within {timeout:g} s")
 
     def plot_geometry(self, key: str) -> dict:
         """Where chart ``key``'s plot area is on the page and what its axes show.
@@ -302,20 +319,20 @@ class App:
         Returns ``{"left", "top", "width", "height"}`` of the plot area in page pixels and
         ``x_range``, ``y_range``: the axes' ranges (data units).
         """
-        return self.plot(key).evaluate(
-            """(el) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
-              return {left: r.left + fl.xaxis._offset, top: r.top + fl.yaxis._offset,
-                      width: fl.xaxis._length, height: fl.yaxis._length,
-                      x_range: fl.xaxis.range.slice(), y_range: fl.yaxis.range.slice()}; }"""
+        return self._drawn_plot_eval(
+            key,
+            "return {left: r.left + fl.xaxis._offset, top: r.top + fl.yaxis._offset,"
+            " width: fl.xaxis._length, height: fl.yaxis._length,"
+            " x_range: fl.xaxis.range.slice(), y_range: fl.yaxis.range.slice()};",
         )
 
     def plot_position(self, key: str, x, y) -> tuple[float, float]:
         """Page pixels of the data point (x, y) on chart ``key`` (numbers or categories)."""
         return tuple(
-            self.plot(key).evaluate(
-                """(el, [x, y]) => { const fl = el._fullLayout, r = el.getBoundingClientRect();
-                  return [r.left + fl.xaxis._offset + fl.xaxis.d2p(x),
-                          r.top + fl.yaxis._offset + fl.yaxis.d2p(y)]; }""",
+            self._drawn_plot_eval(
+                key,
+                "return [r.left + fl.xaxis._offset + fl.xaxis.d2p(arg[0]),"
+                " r.top + fl.yaxis._offset + fl.yaxis.d2p(arg[1])];",
                 [x, y],
             )
         )

@@ -119,3 +119,46 @@ def test_clicking_a_weights_tile_selects_that_unit(app):
     app.click_plot("weights_grid", *_tile_centre(app, 27))
     _expect_unit(app, 27)
     app.screenshot("clicks_weights")
+
+
+_GRID_DRAWN_JS = """() => Array.from(
+  document.querySelectorAll('.st-key-weights_grid .js-plotly-plot')).some((el) => {
+    const r = el.getBoundingClientRect();
+    return r.height > 100 && el._fullData && el._fullData.length
+      && el.querySelector('.heatmaplayer image, .heatmaplayer .hm') !== null; })"""
+
+
+def test_the_grid_shows_while_training_and_answers_clicks_after(app):
+    app.open("e=30")  # long enough to look at the live grid, stopped below
+    app.nav("Weights")
+    app.button("btn_start").click()
+    expect(app.main).to_contain_text("training…", timeout=WAIT)
+    # The live grid stays drawn (a clickable chart redrawn twice a second was blank).
+    title = app.main.locator(".st-key-weights_grid").get_by_text(re.compile("First layer"))
+    expect(title.first).to_be_visible(timeout=WAIT)
+    seen = []
+    for _ in range(10):
+        app.page.wait_for_timeout(400)
+        seen.append(app.page.evaluate(_GRID_DRAWN_JS))
+    expect(app.main).to_contain_text("training…")
+    assert sum(seen) >= 8, seen
+    app.button("btn_stop").click()
+    expect(app.main).to_contain_text("paused", timeout=WAIT)
+    app.settle()
+    app.click_plot("weights_grid", *_tile_centre(app, 12))
+    _expect_unit(app, 12)
+
+
+def test_a_unit_beyond_the_first_64_turns_the_page(app):
+    app.nav("Weights")
+    field = app.main.locator(".st-key-w_unit input")
+    field.fill("70")
+    field.press("Enter")
+    app.settle()
+    _expect_unit(app, 70)
+    grid = app.main.locator(".st-key-weights_grid")
+    expect(grid.get_by_text(re.compile("units 64–127 of 128"))).to_be_visible(timeout=WAIT)
+    app.click_plot("weights_grid", *_tile_centre(app, 70 - 64))
+    _expect_unit(app, 70)
+    app.click_plot("weights_grid", *_tile_centre(app, 100 - 64))
+    _expect_unit(app, 100)
