@@ -250,27 +250,18 @@ def hidden_space_figure(
     wrong = predictions != labels
     index = np.arange(len(labels))
     for c, name in enumerate(class_names):
-        rows = index[(labels == c) & ~wrong]
-        fig.add_trace(
-            _points(
-                coords, rows, f"{name}", colour(c), "circle", 6, labels, predictions, class_names
-            )
+        right, missed = index[(labels == c) & ~wrong], index[(labels == c) & wrong]
+        fig.add_trace(_points(coords, right, str(name), c, labels, predictions, class_names))
+        fig.add_trace(_points(coords, missed, None, c, labels, predictions, class_names))
+    fig.add_trace(  # the legend's entry for every class's crosses
+        go.Scatter(
+            x=[],
+            y=[],
+            mode="markers",
+            name=f"mistakes ({int(wrong.sum())})",
+            marker={"symbol": MISTAKE, "size": 9, "color": "#444", "line": {"width": 1.5}},
         )
-    rows = index[wrong]
-    if rows.size:
-        fig.add_trace(
-            _points(
-                coords,
-                rows,
-                f"mistakes ({rows.size})",
-                [colour(int(c)) for c in labels[rows]],
-                MISTAKE,
-                9,
-                labels,
-                predictions,
-                class_names,
-            )
-        )
+    )
     if selected is not None and 0 <= selected < len(labels):
         fig.add_trace(
             go.Scatter(
@@ -321,18 +312,23 @@ def hidden_space_figure(
     return fig
 
 
-def _points(coords, rows, name, color, symbol, size, labels, predictions, class_names):
+def _points(coords, rows, name, c, labels, predictions, class_names) -> go.Scatter:
+    """Class ``c``'s points: dots named ``name``, or, with no name, its mistakes as crosses
+    in the same legend group (hiding the class hides both)."""
+    cross = name is None
     return go.Scatter(
         x=coords[rows, 0],
         y=coords[rows, 1],
         mode="markers",
-        name=name,
+        name=name or f"{class_names[c]}: mistakes",
+        legendgroup=str(c),
+        showlegend=not cross,
         marker={
-            "color": color,
-            "symbol": symbol,
-            "size": size,
+            "color": colour(c),
+            "symbol": MISTAKE if cross else "circle",
+            "size": 9 if cross else 6,
             "opacity": 0.8,
-            "line": {"width": 1.5 if symbol == MISTAKE else 0},
+            "line": {"width": 1.5 if cross else 0},
         },
         customdata=rows[:, None],
         text=[
