@@ -268,6 +268,20 @@ def register_session() -> str:
     return owner
 
 
+# ------------------------------------------------------------------- live redraws
+QUEUED_EVERY = 3.0  # seconds between redraws of a page whose run only waits in the queue
+
+
+def live_every(base: float, run) -> float:
+    """How often a live area redraws for ``run``: ``base`` seconds, slower while the run
+    only waits in the queue, and slower when more runs are live than there are slots
+    (each redraw costs server CPU time that every visitor shares)."""
+    if run.state == "queued":
+        return max(base, QUEUED_EVERY)
+    gate = run.gate
+    return base * max(1.0, (gate.active + gate.waiting) / gate.capacity)
+
+
 # ------------------------------------------------------------------------ uploads
 # The smallest network anything can train: softmax regression, plain gradient descent.
 SMALLEST = TrainConfig(hidden=(), optimizer="gd", epochs=1)

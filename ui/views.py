@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import streamlit as st
 
+from ui import hosting
 from ui import state as keys
 
 
@@ -18,13 +19,17 @@ def live_area(render, every: float = 0.5) -> None:
     """
     run = st.session_state.get(keys.RUN)
     was_active = bool(run is not None and run.active)
+    was_queued = was_active and run.state == "queued"
+    # Slower while only queued, and when many runs are live (ui.hosting.live_every).
+    pace = hosting.live_every(every, run) if was_active else None
 
-    @st.fragment(run_every=every if was_active else None)
+    @st.fragment(run_every=pace)
     def _area() -> None:
         render()
         now = st.session_state.get(keys.RUN)
-        if was_active and not (now is not None and now.active):
-            st.rerun()
+        active = now is not None and now.active
+        if was_active and (not active or (was_queued and now.state == "running")):
+            st.rerun()  # settle, or redraw at a running run's pace
 
     _area()
 

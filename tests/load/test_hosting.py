@@ -42,7 +42,7 @@ def wait_until(predicate, timeout: float = 10.0) -> None:
 
 def hold_slot(gate: TrainingGate) -> int:
     """Occupy one of the gate's slots with a token of nobody's (as another visitor would)."""
-    token = 10**9
+    token = 10**9 + gate.active
     assert gate.enqueue(token)
     assert gate.acquire(token, lambda: False)
     return token
@@ -370,3 +370,23 @@ def test_a_finished_run_of_a_gone_tab_is_compacted_after_the_grace_period():
     assert run.start()
     wait_until(lambda: not run.active)
     assert run.trainer.epochs_done == 7
+
+
+def test_live_pages_redraw_less_often_while_queued_or_when_many_runs_are_live():
+    from ui.hosting import QUEUED_EVERY, live_every
+
+    gate = TrainingGate(capacity=2, max_waiting=4)
+    held = [hold_slot(gate) for _ in range(2)]
+    running = make_run(gate)
+    running.state = "running"  # as its thread says while it trains
+    assert live_every(0.5, running) == 0.5  # two live runs, two slots
+    waiting = [make_run(gate, owner=f"w{i}") for i in range(4)]
+    for run in waiting:
+        assert run.start()
+    assert all(run.state == "queued" for run in waiting)
+    assert live_every(0.5, waiting[0]) == QUEUED_EVERY
+    assert live_every(0.5, running) == 0.5 * 6 / 2
+    for run in waiting:
+        run.stop()
+    for token in held:
+        gate.release(token)
