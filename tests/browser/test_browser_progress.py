@@ -92,3 +92,17 @@ def test_a_finished_minibatch_run_reads_its_last_batch_not_batch_0(page, open_ap
     app.nav("Weights")
     expect(app.main).to_contain_text("epoch 3 of 3, finished")
     assert app.status_text().strip() == status
+
+
+def test_the_end_of_a_cosine_schedule_reads_as_about_zero(page, open_app):
+    # The Accurate preset's cosine takes the rate from 0.002 to 1e-7 in the last of its
+    # 225 steps here (1e-10 on all of MNIST): "9.6e-11" read like a setting.
+    app = open_app(page)
+    app.select("cfg_preset", "Accurate")
+    app.select("cfg_subset", "2,000")
+    app.button("btn_start").click()
+    _wait_status(app, r"^finished: ", timeout=300)
+    metric = app.main.locator("[data-testid=stMetric]").filter(has_text="Learning rate")
+    expect(metric).to_contain_text("Learning rate (last step)")
+    expect(metric.locator("[data-testid=stMetricValue]")).to_have_text("≈ 0")
+    app.screenshot("progress-cosine-finished")
