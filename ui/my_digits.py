@@ -45,6 +45,7 @@ from ui import charts, runs_view
 from ui import state as keys
 from ui.current_model import starter_model
 from ui.data import mnist
+from ui.drawing import keep_toolbar_off_the_canvas
 from ui.limits import get_limits
 from ui.models import MODEL_NAME
 from ui.run_history import history_budget, session_history
@@ -187,6 +188,7 @@ def collect_section() -> None:
             return_image_data=True,
             key=f"my_digits_canvas_{n}",
         )
+        keep_toolbar_off_the_canvas()  # its hidden toolbar swallowed strokes (ui/drawing.py)
         st.button("Clear", key="my_digits_clear", on_click=_clear_canvas)
     rgba = canvas.image_data if canvas is not None else None
     image = _preprocess(rgba)
