@@ -95,7 +95,7 @@ def test_a_finished_minibatch_run_reads_its_last_batch_not_batch_0(page, open_ap
 
 
 def test_the_end_of_a_cosine_schedule_reads_as_about_zero(page, open_app):
-    # The Accurate preset's cosine takes the rate from 0.002 to 1e-7 in the last of its
+    # The Accurate preset's cosine takes the rate from 0.002 to 3e-10 in the last of its
     # 225 steps here (1e-10 on all of MNIST): "9.6e-11" read like a setting.
     app = open_app(page)
     app.select("cfg_preset", "Accurate")
