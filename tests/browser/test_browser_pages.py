@@ -9,8 +9,10 @@ The pages show the starter model shipped with the app (784-128-64-10, MNIST).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
@@ -170,3 +172,21 @@ def test_mistakes_probability_labels_are_readable(app):
         for i, a in enumerate(bars):
             assert not any(_overlap(a, b) for b in bars[i + 1 :]), bars
     app.screenshot("pages_mistakes")
+
+
+def test_a_data_set_the_model_cannot_read_is_named_with_its_sizes(app):
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        x_train=rng.integers(0, 256, (300, 8, 8), dtype=np.uint8),
+        y_train=np.arange(300) % 10,
+    )
+    app.sidebar.get_by_text("Upload a file", exact=True).click()
+    app.settle()
+    app.sidebar.locator("input[type=file]").set_input_files(_file("small.npz", buffer.getvalue()))
+    expect(app.sidebar).to_contain_text("training and", timeout=WAIT)  # the upload was read
+    app.nav("Evaluation")
+    warning = app.main.locator("[data-testid=stAlertContentWarning]")
+    expect(warning).to_contain_text("takes 784-pixel images and 10 classes", timeout=WAIT)
+    expect(warning).to_contain_text("8x8 images (64 pixels) and 10 classes")
