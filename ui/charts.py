@@ -14,6 +14,7 @@ BATCH = "rgba(31, 119, 180, 0.35)"
 GAP = 1  # pixels between tiles of the weight grid
 TILE_PX = 64  # height of a weight tile on screen (its width follows the page's column)
 MAX_POINTS = 1500
+FEW_POINTS = 30  # up to this many points a curve also draws markers
 LABEL_PX = 14  # chart text a person can read
 
 
@@ -51,9 +52,15 @@ def curve_figure(history, metric: str) -> go.Figure:
     """
     fig = go.Figure()
     bx, by = downsample(history.batch_progress, getattr(history, f"batch_{metric}"))
+    few = len(bx) <= FEW_POINTS  # a line through one point draws nothing: show the points
     fig.add_trace(
         go.Scatter(
-            x=bx, y=by, mode="lines", name=f"train {metric} (per batch)", line={"color": BATCH}
+            x=bx,
+            y=by,
+            mode="lines+markers" if few else "lines",
+            name=f"train {metric} (per batch)",
+            line={"color": BATCH},
+            marker={"color": TRAIN, "size": 7},
         )
     )
     epochs = np.asarray(history.epoch, float)
