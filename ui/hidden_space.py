@@ -8,6 +8,7 @@ a rerun that interrupts it (another click) resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,12 +83,19 @@ def frames_for(view: ModelView, images: np.ndarray, layer: int) -> tuple[dict, l
     cache = _cache(("run", run.id, layer))
     snapshots = run.watch.snapshots
     kept = dict(snapshots.kept)
+    missing = [e for e in kept if e not in cache]
     frames, previous = {}, None
-    for epoch in sorted(kept):
-        if epoch not in cache:
-            model = snapshots.model_at(epoch, run.model)
-            cache[epoch] = compute_frame(model, images, layer, previous)
-        frames[epoch] = previous = cache[epoch]
+    # ~25 ms a frame: the whole replay of a long run is computed once, with a word.
+    with (
+        st.spinner(f"Preparing the replay ({len(missing)} epochs)…", show_time=True)
+        if len(missing) > 2
+        else contextlib.nullcontext()
+    ):
+        for epoch in sorted(kept):
+            if epoch not in cache:
+                model = snapshots.model_at(epoch, run.model)
+                cache[epoch] = compute_frame(model, images, layer, previous)
+            frames[epoch] = previous = cache[epoch]
     now_key = (NOW, len(run.trainer.history.batch_loss))
     if now_key not in cache:
         for key in [k for k in cache if isinstance(k, tuple)]:
