@@ -127,16 +127,8 @@ def _add_setting(p: argparse.ArgumentParser, setting: Setting) -> None:
     p.add_argument(setting.flag, **options)
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a network and report its test accuracy",
-        description=(
-            "Train an MLP. A --preset sets every default; explicit flags override it. "
-            "Without a preset the defaults are TrainConfig's. Ctrl-C stops after the "
-            "current batch, saves what was trained (--out) and exits with status 130."
-        ),
-    )
+def add_training_flags(p: argparse.ArgumentParser) -> None:
+    """The data and training-settings flags of ``train`` (shared by ``sweep`` and ``lr-find``)."""
     p.add_argument("--data", default="mnist", help="'mnist' (default) or a .csv/.npz/IDX folder")
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named setup")
     for setting in SETTINGS:
@@ -148,6 +140,19 @@ def _add_train(sub) -> None:
         default=0.15,
         help="held-out test share for data without a test set (default 0.15)",
     )
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a network and report its test accuracy",
+        description=(
+            "Train an MLP. A --preset sets every default; explicit flags override it. "
+            "Without a preset the defaults are TrainConfig's. Ctrl-C stops after the "
+            "current batch, saves what was trained (--out) and exits with status 130."
+        ),
+    )
+    add_training_flags(p)
     p.add_argument("--out", type=Path, metavar="MODEL.npz", help="save the trained model here")
     p.add_argument("--metrics-json", type=Path, metavar="FILE", help="write the run's metrics")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)

@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from nn_core.config import PRESETS, TrainConfig
-from nn_core.settings import SETTINGS, TRAIN_SUBSET
+from nn_core.config import TrainConfig
 
 SWEEP_EXAMPLE = (
     "python -m nn_core sweep lr=1e-3,3e-3,1e-2 hidden=64,128-64 --preset fast --seeds 0,1 "
@@ -39,19 +38,9 @@ def add_experiment_commands(sub: argparse._SubParsersAction) -> None:
 
 def _add_base_settings(p: argparse.ArgumentParser) -> None:
     """The data and training-settings flags of ``train``."""
-    from nn_core.cli import _add_setting
+    from nn_core.cli import add_training_flags
 
-    p.add_argument("--data", default="mnist", help="'mnist' (default) or a .csv/.npz/IDX folder")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="start from a named setup")
-    for setting in SETTINGS:
-        _add_setting(p, setting)
-    p.add_argument(TRAIN_SUBSET.flag, type=int, metavar="N", help=TRAIN_SUBSET.help)
-    p.add_argument(
-        "--test-fraction",
-        type=float,
-        default=0.15,
-        help="held-out test share for data without a test set (default 0.15)",
-    )
+    add_training_flags(p)
 
 
 def _add_sweep(sub) -> None:

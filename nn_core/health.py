@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nn_core.activations import ACTIVATIONS
-from nn_core.data.dataset import stratified_subset
-from nn_core.hidden_space import SNAPSHOT_BUDGET_BYTES, NetworkSnapshots
+from nn_core.hidden_space import SNAPSHOT_BUDGET_BYTES, NetworkSnapshots, sample_rows
 from nn_core.network import MLP
 from nn_core.training import Callbacks, Trainer
 
@@ -142,22 +141,13 @@ class ProbeStats:
 # --------------------------------------------------------------------------- probe
 def probe_rows(labels: np.ndarray, n: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
     """Indices of a fixed probe batch: ``n`` rows (all when fewer), each class keeping
-    its share, the same for the same labels and seed.
-
-    Parameters
-    ----------
-    labels : ndarray of shape (n_samples,), int
-    n : int
-    seed : int
+    its share, the same for the same labels and seed (``hidden_space.sample_rows``).
 
     Returns
     -------
     ndarray of shape (min(n, n_samples),), int64, sorted
     """
-    labels = np.asarray(labels)
-    if labels.shape[0] <= n:
-        return np.arange(labels.shape[0])
-    return stratified_subset(labels, n, np.random.default_rng(seed))
+    return sample_rows(labels, n, seed)
 
 
 def probe_statistics(model: MLP, x: np.ndarray, y: np.ndarray) -> ProbeStats:
