@@ -26,21 +26,12 @@ from nn_core.run_record import (
     status_of,
 )
 from nn_core.training import Trainer
-
-
-def bar_images(n=400, k=4, seed=0):
-    """Tiny 8x8 'digits': a bright bar whose position gives the class."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n)
-    x = rng.integers(0, 30, (n, 8, 8)).astype(np.uint8)
-    for i, label in enumerate(y):
-        x[i, 2 * label : 2 * label + 2, 1:7] = 220
-    return x, y
+from tests.synthetic import bar_images
 
 
 @pytest.fixture(scope="module")
 def dataset():
-    x, y = bar_images()
+    x, y = bar_images(400)
     return build_dataset(x, y, name="bars", test_fraction=0.25)
 
 

@@ -22,21 +22,12 @@ from nn_core.sweep import (
     train_run,
 )
 from nn_core.training import Trainer
-
-
-def bar_images(n=360, k=4, seed=0):
-    """Tiny 8x8 'digits': a bright bar whose position gives the class."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n)
-    x = rng.integers(0, 30, (n, 8, 8)).astype(np.uint8)
-    for i, label in enumerate(y):
-        x[i, 2 * label : 2 * label + 2, 1:7] = 220
-    return x, y
+from tests.synthetic import bar_images
 
 
 @pytest.fixture(scope="module")
 def data():
-    x, y = bar_images()
+    x, y = bar_images(360)
     return build_dataset(x, y, name="bars", test_fraction=0.25)
 
 

@@ -14,24 +14,16 @@ from nn_core.config import TrainConfig
 from nn_core.data.dataset import build_dataset
 from nn_core.sweep import SweepError, import_distributed, parse_grid, plan_sweep, run_sweep
 from nn_core.sweep import train_run as real_train_run
+from tests.synthetic import bar_images
 
 distributed = pytest.importorskip("distributed")  # in requirements-dev.txt: CI has it
 
 KILLER_LR = 7e-3
 
 
-def bar_images(n=300, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n)
-    x = rng.integers(0, 30, (n, 8, 8)).astype(np.uint8)
-    for i, label in enumerate(y):
-        x[i, 2 * label : 2 * label + 2, 1:7] = 220
-    return x, y
-
-
 @pytest.fixture(scope="module")
 def data():
-    x, y = bar_images()
+    x, y = bar_images(300)
     return build_dataset(x, y, name="bars", test_fraction=0.25)
 
 
@@ -139,7 +131,7 @@ def test_without_distributed_the_message_says_what_to_install(monkeypatch):
 
 def test_the_command_line_sweeps_on_the_cluster(cluster, tmp_path, capsys):
     path = tmp_path / "bars.npz"
-    x, y = bar_images(seed=5)
+    x, y = bar_images(300, seed=5)
     np.savez(path, x_train=x, y_train=y)
     out = tmp_path / "out"
     status = cli_main(
@@ -159,7 +151,7 @@ def test_the_command_line_sweeps_on_the_cluster(cluster, tmp_path, capsys):
 
 def test_the_command_line_reports_an_unreachable_scheduler_in_one_line(tmp_path, capsys):
     path = tmp_path / "bars.npz"
-    x, y = bar_images(seed=5)
+    x, y = bar_images(300, seed=5)
     np.savez(path, x_train=x, y_train=y)
     address = f"tcp://127.0.0.1:{closed_port()}"
     status = cli_main(
