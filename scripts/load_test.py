@@ -86,13 +86,14 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and its descendants, in bytes (0 once it has exited)."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory (or ``field``, e.g. VmSize) of ``pid`` and its descendants, in
+    bytes (0 once it has exited)."""
     total = 0
     for member in process_tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1]) * 1024
     return total
 
@@ -242,6 +243,7 @@ class MemorySampler:
         self.every = every
         self.browser_nice = browser_nice
         self._reniced: set[int] = set()
+        self.peak_virtual = 0
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -250,6 +252,10 @@ class MemorySampler:
         t0 = time.monotonic()
         while not self._stop.is_set():
             self.samples.append((time.monotonic() - t0, self.server.rss()))
+            if self.server.alive:
+                self.peak_virtual = max(
+                    self.peak_virtual, rss_bytes(self.server.proc.pid, "VmSize")
+                )
             if self.browser_nice:
                 renice_browsers(self.browser_nice, self._reniced)
             self._stop.wait(self.every)
@@ -400,6 +406,46 @@ def hostile_npz() -> bytes:
     return buffer.getvalue()
 
 
+def hostile_model(path: Path) -> Path:
+    """Issue 14's model file: a valid 784-4096-4096-4096-10 float64 network (~45 MB on
+    disk, 294 MB of weights), its weights drawn from 64 values so that it compresses like
+    the reported file. Building it takes ~600 MB in this process, none in the server's."""
+    sys.path.insert(0, str(ROOT))
+    from nn_core.io import save_model
+    from nn_core.network import MLP
+
+    if path.exists():
+        return path
+    rng = np.random.default_rng(0)
+    model = MLP(784, (4096, 4096, 4096), 10, dtype="float64")
+    values = rng.standard_normal(64) * 0.05
+    model.params[...] = values[rng.integers(0, 64, model.params.size)]
+    with path.open("wb") as out:
+        save_model(out, model, class_names=[str(i) for i in range(10)])
+    return path
+
+
+async def model_uploader(context, url: str, report: VisitorReport, tmp: Path) -> None:
+    """Opens Models and uploads the wide float64 model file."""
+    page = await context.new_page()
+    await open_app(page, url, "", report)
+    path = tmp / "wide_float64_model.npz"  # made by run() before the server starts
+    await page.locator("[data-testid=stSidebarNav] a").filter(has_text="Models").first.click()
+    main = page.locator("[data-testid=stMain]")
+    await main.get_by_role("heading", name="Models", exact=True).wait_for(timeout=60_000)
+    await wait_app_idle(page)
+    await main.locator("input[type=file]").first.set_input_files(str(path))
+    error = main.locator("[data-testid=stAlertContentError]")
+    accepted = main.get_by_text("Uploaded model")
+    await error.or_(accepted).first.wait_for(timeout=180_000)
+    if await error.count():
+        report.refused = (await error.first.inner_text())[:400]
+    else:
+        report.errors.append("the wide model file was accepted")
+    report.errors.extend(await exception_texts(page))
+    await page.close()
+
+
 async def hostile_uploader(context, url: str, report: VisitorReport, tmp: Path) -> None:
     page = await context.new_page()
     await open_app(page, url, "n=0", report)
@@ -409,9 +455,10 @@ async def hostile_uploader(context, url: str, report: VisitorReport, tmp: Path) 
     await sidebar.get_by_text("Upload a file").click()
     await wait_app_idle(page)
     await sidebar.locator("input[type=file]").first.set_input_files(str(path))
-    await asyncio.sleep(2)
-    await wait_app_idle(page)
     error = sidebar.locator("[data-testid=stAlertContentError]")
+    loaded = sidebar.get_by_text(re.compile(r"Using .+ training"))
+    await error.or_(loaded).first.wait_for(timeout=120_000)
+    await wait_app_idle(page)
     if await error.count():
         report.refused = (await error.first.inner_text())[:400]
     else:
@@ -438,6 +485,8 @@ async def drive(url: str, args, tmp: Path) -> list[VisitorReport]:
     reports = [VisitorReport(f"v{i}", role) for i, role in enumerate(roles)]
     if args.hostile_upload:
         reports.append(VisitorReport("hostile", "hostile"))
+    if args.hostile_model:
+        reports.append(VisitorReport("hostile-model", "hostile-model"))
     trainers_done = asyncio.Event()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
@@ -454,6 +503,8 @@ async def drive(url: str, args, tmp: Path) -> list[VisitorReport]:
                     await observer(context, url, report, args, trainers_done)
                 elif report.role == "hostile":
                     await hostile_uploader(context, url, report, tmp)
+                elif report.role == "hostile-model":
+                    await model_uploader(context, url, report, tmp)
                 else:
                     await trainer(context, url, report, args)
             except Exception as exc:  # recorded: a visitor that broke is a finding
@@ -476,7 +527,12 @@ async def drive(url: str, args, tmp: Path) -> list[VisitorReport]:
 # ---------------------------------------------------------------------------- report
 # A tab closed while Streamlit was writing to its websocket: the web server's noise, not
 # an error of the app (Streamlit logs it with a traceback).
-CLOSED_SOCKET = ("WebSocketDisconnected", "ConnectionClosed", "ClientDisconnected")
+CLOSED_SOCKET = (
+    "WebSocketDisconnected",
+    "ConnectionClosed",
+    "ClientDisconnected",
+    "ClientDisconnect",
+)
 
 
 def tracebacks(log: str) -> list[str]:
@@ -520,6 +576,8 @@ def summarize(
         "server_alive": server.alive,
         "server_cores_used": round(args.server_cores, 2),
         "peak_rss_mb": round(sampler.peak / MB, 1),
+        "peak_virtual_mb": round(sampler.peak_virtual / MB, 1),
+        "limit_as_mb": args.limit_as_mb,
         "rss_after_close_mb": round(after_close / MB, 1),
         "idle_rss_mb": round(args.idle_rss / MB, 1),
         "page_seconds_observer": _quantiles(observer_pages),
@@ -563,7 +621,8 @@ def print_report(result: dict) -> None:
     )
     print(
         f"server RSS: idle {result['idle_rss_mb']} MB, peak {result['peak_rss_mb']} MB, "
-        f"{result['rss_after_close_mb']} MB after every tab closed"
+        f"{result['rss_after_close_mb']} MB after every tab closed; peak address space "
+        f"{result['peak_virtual_mb']} MB (limit: {result['limit_as_mb'] or 'none'})"
     )
     for key in (
         "page_seconds_observer",
@@ -618,7 +677,14 @@ def parse_args(argv=None):
         default=10,
         help="scheduling priority of the visitors' Chromium processes (0: unchanged)",
     )
-    parser.add_argument("--hostile-upload", action="store_true")
+    parser.add_argument(
+        "--hostile-upload", action="store_true", help="one more visitor: ten 1000x1000 images"
+    )
+    parser.add_argument(
+        "--hostile-model",
+        action="store_true",
+        help="one more visitor: a 784-4096-4096-4096-10 float64 model file",
+    )
     parser.add_argument(
         "--env",
         action="append",
@@ -640,9 +706,11 @@ def run(args) -> dict:
             "DIGITLAB_SESSION_GRACE_SECONDS", os.environ.get("DIGITLAB_SESSION_GRACE_SECONDS", 15)
         )
     )
-    args.load_before = os.getloadavg()[0]
     tmp = ROOT / "artifacts" / "load"
     tmp.mkdir(parents=True, exist_ok=True)
+    if args.hostile_model:
+        hostile_model(tmp / "wide_float64_model.npz")
+    args.load_before = os.getloadavg()[0]
     server = Server(
         env=env, limit_as_mb=args.limit_as_mb, log_path=tmp / f"server-{args.visitors}.log"
     )
