@@ -73,7 +73,8 @@ def _choose(app, selector: str, option: str) -> None:
 
 
 def _draw_and_add(app, digit: int, dx: float, scale: float, expected_total: int) -> None:
-    add = app.main.locator(".st-key-my_digits_add button")
+    # .first: while the page reruns, the old button and the new one can both be there
+    add = app.main.locator(".st-key-my_digits_add button").first
     expect(add).to_be_disabled(timeout=WAIT)  # a fresh, empty canvas
     _stroke(app, SHAPES[digit], dx, scale)
     expect(add).to_be_enabled(timeout=WAIT)  # the stroke reached Python
