@@ -49,6 +49,7 @@ MB = 2**20
 PAGES = ("Weights", "Evaluation", "Mistakes", "Draw", "Models", "Training")
 # Small runs: a 5,000-image subset, one 64-unit layer. Enough to keep the slots busy for
 # a while on two cores shared by every visitor.
+LEAVER_EPOCHS = 500  # the default DIGITLAB_MAX_EPOCHS
 TRAIN_QUERY = "p=custom&h=64&e={epochs}&n=5000&b=64&o=adam&lr=0.001"
 
 
@@ -368,8 +369,9 @@ async def wait_finished(page, report: VisitorReport, t_start: float, timeout: fl
 
 async def trainer(context, url: str, report: VisitorReport, args) -> None:
     page = await context.new_page()
-    # A leaver's run is long enough to be still training when its tab closes.
-    epochs = args.epochs * 50 if report.role == "leaver" else args.epochs
+    # A leaver's run is long enough to be still training when its tab has been gone for
+    # the grace period, even on a quiet machine (100 small epochs ended within 9 s there).
+    epochs = LEAVER_EPOCHS if report.role == "leaver" else args.epochs
     await open_app(page, url, args.train_query.format(epochs=epochs), report)
     t_start = time.monotonic()
     if not await press_start(page, report, args.run_timeout):
