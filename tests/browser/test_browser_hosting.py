@@ -262,7 +262,8 @@ def test_ten_megapixel_images_are_refused_before_training_allocates_anything(ser
     sidebar(page).locator(".st-key-cfg_h0 input").press("Enter")
     settle(page)
     button(page, "btn_start").click()
-    wait_status(page, "finished", 60)
+    # It may queue behind runs of tabs that earlier tests closed (15 s grace period).
+    wait_status(page, "finished", 180)
 
 
 # ----------------------------------------------------------------------- download
