@@ -5,6 +5,7 @@ import streamlit as st
 
 from ui import charts
 from ui.current_model import evaluated_model_or_stop
+from ui.inside import show_in_inside
 from ui.views import clickable_chart, clicked_point, digit_image
 
 st.header("Evaluation")
@@ -57,6 +58,23 @@ with right, st.container(key="cm_samples"):
         )
         if len(idx) > len(shown):
             st.caption(f"Showing the first {len(shown)}.")
+        choices = [int(i) for i in shown]
+        if ss.get("cm_inside_index") not in choices:
+            ss["cm_inside_index"] = choices[0]
+        look, go = st.columns([2, 1], vertical_alignment="bottom")
+        index = look.selectbox(
+            "Explain one of them",
+            choices,
+            format_func=lambda i: f"#{i} ({result['probs'][i, pred]:.0%} {names[pred]})",
+            key="cm_inside_index",
+        )
+        if go.button("Look inside", key="cm_inside_go", icon=":material/search:"):
+            show_in_inside(
+                dataset.x_test[index],
+                f"test image #{index}, a {names[true]} predicted as {names[pred]}",
+                "Evaluation",
+                true_class=int(true),
+            )
 
 st.subheader("Per-class precision and recall")
 scores = result["scores"]

@@ -6,6 +6,7 @@ import streamlit as st
 from nn_core import misclassified
 from ui import charts
 from ui.current_model import evaluated_model_or_stop
+from ui.inside import show_in_inside
 from ui.views import digit_image
 
 PER_PAGE = 12
@@ -61,3 +62,10 @@ for row_start in range(0, len(shown), COLUMNS):
                 key=f"mistake_probs_{row_start + slot}",
                 width="stretch",
             )
+            if st.button("Look inside", key=f"mistake_inside_{i}", icon=":material/search:"):
+                show_in_inside(
+                    dataset.x_test[i],
+                    f"test image #{i}, a {names[t]} predicted as {names[p]}",
+                    "Mistakes",
+                    true_class=t,
+                )

@@ -72,7 +72,9 @@ class Picked:
 
 
 # ------------------------------------------------------------------ hook for other pages
-def show_in_inside(image: np.ndarray, label: str, source: str) -> None:
+def show_in_inside(
+    image: np.ndarray, label: str, source: str, true_class: int | None = None
+) -> None:
     """Send an image to the Inside page and go there.
 
     Call it from a page's script body, e.g. ``if st.button("Look inside"):
@@ -87,9 +89,16 @@ def show_in_inside(image: np.ndarray, label: str, source: str) -> None:
         What the image is, for people.
     source : str
         The page it comes from.
+    true_class : int, optional
+        Its label, when it has one (a test image).
     """
     ss = st.session_state
-    ss[SENT_KEY] = {"image": np.array(image, dtype=np.uint8), "label": label, "source": source}
+    ss[SENT_KEY] = {
+        "image": np.array(image, dtype=np.uint8),
+        "label": label,
+        "source": source,
+        "true_class": true_class,
+    }
     ss[SOURCE_PREF] = "sent"
     ss.pop("inside_source", None)
     ss.pop(RESULT_KEY, None)
@@ -220,7 +229,11 @@ def pick_image(view: ModelView) -> Picked:
                 "A PNG or JPG of one digit", type=["png", "jpg", "jpeg"], key="inside_upload"
             )
         )
-    return Picked(sent["image"], label=f"{sent['label']} (from {sent['source']})")
+    return Picked(
+        sent["image"],
+        label=f"{sent['label']} (from {sent['source']})",
+        true_class=sent.get("true_class"),
+    )
 
 
 def size_problem(model, image: np.ndarray) -> str | None:
@@ -283,6 +296,7 @@ def render_panels(picked: Picked) -> None:
     saliency_panel(model, batch, names, predicted)
     contrast_panel(model, batch, names, predicted, runner_up, acts.logits[0])
     counterfactual_panel(model, image, names, predicted, runner_up)
+    replay_panel(view, image, names, picked.true_class)
 
 
 def seen_panel(image, probs, names, picked: Picked, predicted: int) -> None:
@@ -501,6 +515,72 @@ def show_counterfactual(result: ex.Counterfactual, image, names, predicted: int,
             figs.probability_path_figure(result.prob_path[0], names, predicted, target),
             key="inside_cf_path",
             width="stretch",
+        )
+
+
+def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | None) -> None:
+    """This image through the network kept at the end of each epoch of the current run."""
+    st.subheader("How the network saw it, epoch by epoch")
+    run = view.run
+    if run is None or run.watch is None:
+        st.caption(
+            "The replay comes with a network trained in this session: train one to see how "
+            "it saw this image epoch by epoch (this model has only its final weights)."
+        )
+        return
+    snapshots = run.watch.snapshots
+    epochs = snapshots.epochs()
+    if len(epochs) < 2:
+        st.caption("The replay starts when the first epoch ends.")
+        return
+    models = {e: snapshots.model_at(e, run.model) for e in epochs}
+    probs = np.stack([models[e].predict_proba(image[None])[0] for e in epochs])
+    first, last = int(probs[0].argmax()), int(probs[-1].argmax())
+    ss = st.session_state
+    if ss.get("inside_replay_epoch") not in epochs:
+        ss["inside_replay_epoch"] = epochs[-1]
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(
+            figs.probability_path_figure(
+                probs,
+                names,
+                first,
+                last,
+                x=epochs,
+                x_title="epoch",
+                title="Probabilities at the end of each epoch",
+            ),
+            key="inside_replay_path",
+            width="stretch",
+        )
+        st.caption(
+            f"Each line is one class's probability for this image after that epoch (epoch 0 "
+            f"is the untrained network). Bold: its answer at epoch {epochs[0]} "
+            f"({names[first]}) and at epoch {epochs[-1]} ({names[last]})."
+            + (f" The image is labelled {names[true_class]}." if true_class is not None else "")
+        )
+    with right:
+        epoch = st.select_slider(
+            "The network at the end of epoch", epochs, key="inside_replay_epoch"
+        )
+        said = int(probs[epochs.index(epoch)].argmax())
+        heat = ex.saliency(models[epoch], image[None], said, "gradient_x_input")[0]
+        st.plotly_chart(
+            figs.overlay_figure(image, heat, f"Epoch {epoch}: {names[said]}"),
+            key="inside_replay_saliency",
+            width="stretch",
+        )
+        st.caption(
+            f"At the end of epoch {epoch} it said {names[said]} "
+            f"({probs[epochs.index(epoch), said]:.0%}); red ink spoke for it, blue against "
+            "(gradient × input)."
+        )
+    if snapshots.thinned:
+        st.info(
+            f"Replay is limited: to keep the weights within {snapshots.budget_bytes / 2**20:.0f} "
+            f"MB, it kept {len(epochs)} of the {run.trainer.epochs_done + 1} epoch ends (every "
+            "other one is dropped when the budget fills; the first and the last are kept)."
         )
 
 

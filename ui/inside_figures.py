@@ -198,11 +198,19 @@ def diverging_rgb(values: np.ndarray, factor: int = 4) -> np.ndarray:
 
 
 def probability_path_figure(
-    path: np.ndarray, class_names: Sequence[str], start: int, target: int, height: int = 300
+    path: np.ndarray,
+    class_names: Sequence[str],
+    start: int,
+    target: int,
+    height: int = 300,
+    x: Sequence[int] | None = None,
+    x_title: str = "step",
+    title: str = "Probabilities along the way",
 ) -> go.Figure:
-    """Each class's probability along the counterfactual's steps; start and target bold."""
+    """Each class's probability along a path (the counterfactual's steps, or the epochs of
+    a replay), ``path`` of shape (n_points, n_classes); ``start`` and ``target`` bold."""
     path = np.asarray(path, dtype=np.float64)
-    steps = np.arange(path.shape[0])
+    steps = np.arange(path.shape[0]) if x is None else np.asarray(x)
     fig = go.Figure()
     for c in range(path.shape[1]):
         main = c in (start, target)
@@ -216,14 +224,14 @@ def probability_path_figure(
                     "width": 3 if main else 1,
                     "color": POSITIVE if c == target else (NEGATIVE if c == start else "#bbbbbb"),
                 },
-                hovertemplate=f"{class_names[c]}: " + "%{y:.1%} at step %{x}<extra></extra>",
+                hovertemplate=f"{class_names[c]}: %{{y:.1%}} at {x_title} %{{x}}<extra></extra>",
             )
         )
     fig.update_layout(
-        title={"text": "Probabilities along the way", "font": {"size": 14}},
+        title={"text": title, "font": {"size": 14}},
         height=height,
         margin={"l": 40, "r": 10, "t": 35, "b": 10},
-        xaxis_title="step",
+        xaxis_title=x_title,
         yaxis={"range": [0, 1], "tickformat": ".0%"},
         legend={"font": {"size": 10}, "orientation": "h", "y": -0.3, "title": {"text": "class"}},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import types
 
 import numpy as np
@@ -13,7 +14,7 @@ from conftest import train_tiny  # tests/app/conftest.py: imported while this fo
 from PIL import Image
 
 from nn_core.io import LoadedModel
-from nn_core.network import MLP
+from nn_core.network import MLP, layer_views
 from ui import inside
 from ui import state as keys
 
@@ -35,6 +36,13 @@ def chart_spec(at, key: str) -> dict:
         if key in chart.proto.id:
             return json.loads(chart.proto.spec)
     raise AssertionError(f"no chart {key}")
+
+
+def values(field) -> np.ndarray:
+    """A figure's array, written by Plotly as a list or as base64 ``{dtype, bdata}``."""
+    if isinstance(field, dict):
+        return np.frombuffer(base64.b64decode(field["bdata"]), dtype=field["dtype"])
+    return np.asarray(field)
 
 
 def warnings_text(at) -> list[str]:
@@ -307,3 +315,101 @@ def test_the_gradient_equation_has_one_factor_per_layer_with_its_shape():
     for shape in (r"784\times512", r"512\times512", r"512\times 1"):
         assert shape in latex
     assert latex.count("W^{[") == 3 and latex.count("diag") == 2
+
+
+# ----------------------------------------------------------- from Mistakes and Evaluation
+def shown_label(at) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Showing test image #"))
+
+
+def test_look_inside_on_a_mistake_explains_that_test_image(app):
+    app.switch_page("app_pages/mistakes.py").run()
+    assert not app.exception, app.exception
+    card = next(m.value for m in app.markdown if m.value.startswith("true **"))
+    true, predicted = re.match(r"true \*\*(\d)\*\* → predicted \*\*(\d)\*\*", card).groups()
+    first = next(b for b in app.button if b.key and b.key.startswith("mistake_inside_"))
+    index = int(first.key.rsplit("_", 1)[1])
+    first.click().run()
+    assert not app.exception, app.exception
+    assert "Inside" in [h.value for h in app.header]
+    assert app.radio(key="inside_source").value == "sent"
+    assert shown_label(app) == (
+        f"Showing test image #{index}, a {true} predicted as {predicted} (from Mistakes)."
+    )
+    assert_every_panel(app)
+    assert any(m.value.startswith(f"### Prediction: **{predicted}**") for m in app.markdown)
+    # its label travelled with it: the probability bars mark the true class
+    assert any("green: the true class" in c.value for c in app.caption)
+
+
+def test_look_inside_on_evaluation_explains_the_chosen_sample_of_the_cell(app):
+    app.switch_page("app_pages/evaluation.py").run()
+    assert not app.exception, app.exception
+    true = app.selectbox(key="cm_true").value
+    predicted = app.selectbox(key="cm_pred").value
+    box = app.selectbox(key="cm_inside_index")
+    index = box.options[-1]
+    box.set_value(int(index.split()[0][1:])).run()
+    app.button(key="cm_inside_go").click().run()
+    assert not app.exception, app.exception
+    assert app.radio(key="inside_source").value == "sent"
+    assert shown_label(app) == (
+        f"Showing {index.split()[0].replace('#', 'test image #')}, a {true} predicted as "
+        f"{predicted} (from Evaluation)."
+    )
+    assert_every_panel(app)
+
+
+# --------------------------------------------------------------------------- replay
+def test_the_replay_shows_this_image_at_the_end_of_every_epoch(app):
+    train_tiny(app, epochs=3)
+    run = app.session_state["run"]
+    open_inside(app)
+    app.radio(key="inside_source").set_value("test").run()
+    app.number_input(key="inside_test_index").set_value(7).run()
+    assert not app.exception, app.exception
+    path = chart_spec(app, "inside_replay_path")["data"]
+    assert len(path) == 10 and values(path[0]["x"]).tolist() == [0, 1, 2, 3]
+    # Oracle: the kept weights of each epoch, run through a fresh network here.
+    image = run.dataset.x_test[7]
+    snapshots = run.watch.snapshots
+    assert run.model.activation == "relu" and run.model.sizes == (784, 16, 10)
+    for epoch in (0, 3):
+        (w1, w2), (b1, b2) = layer_views(snapshots.kept[epoch].astype(np.float64), (784, 16, 10))
+        z = np.maximum(image.reshape(-1) * run.model.input_scale @ w1 + b1, 0) @ w2 + b2
+        expected = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        got = [values(trace["y"])[epoch] for trace in path]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    # The slider starts at the last epoch; epoch 0 is the untrained network.
+    assert app.select_slider(key="inside_replay_epoch").value == 3
+    app.select_slider(key="inside_replay_epoch").set_value(0).run()
+    said = int(np.argmax([values(trace["y"])[0] for trace in path]))
+    assert any(c.value.startswith(f"At the end of epoch 0 it said {said} (") for c in app.caption)
+    assert has_chart(app, "inside_replay_saliency")
+    assert not any("Replay is limited" in i.value for i in app.info)
+
+
+def test_the_replay_says_when_it_is_limited(app, monkeypatch):
+    import functools
+
+    from nn_core.health import watch_training
+    from ui import runner
+
+    one = 4 * (784 * 16 + 16 + 16 * 10 + 10)
+    monkeypatch.setattr(
+        runner, "watch_training", functools.partial(watch_training, snapshot_budget=int(2.5 * one))
+    )
+    train_tiny(app, epochs=5)
+    open_inside(app)
+    app.radio(key="inside_source").set_value("test").run()
+    assert not app.exception, app.exception
+    note = next(i.value for i in app.info if "Replay is limited" in i.value)
+    kept = values(chart_spec(app, "inside_replay_path")["data"][0]["x"]).tolist()
+    assert kept[0] == 0 and kept[-1] == 5 and len(kept) < 6
+    assert f"it kept {len(kept)} of the 6 epoch ends" in note
+
+
+def test_a_model_from_a_file_says_the_replay_needs_a_run(app):
+    open_inside(app)
+    app.radio(key="inside_source").set_value("test").run()
+    assert any(c.value.startswith("The replay comes with a network trained") for c in app.caption)
