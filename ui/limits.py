@@ -23,9 +23,11 @@ ENV_DEFAULTS: dict[str, float] = {
     # Unzipped content may take UNZIP_FACTOR times as much.
     "DIGITLAB_MAX_UPLOAD_MB": 100,
     "DIGITLAB_MAX_CONCURRENT": 2,  # trainings running at once on the server
-    # BLAS threads per matrix product. One: concurrent trainings then each get a core,
-    # where two-thread products slow down many times over as soon as a core is busy.
-    "DIGITLAB_BLAS_THREADS": 1,
+    # BLAS threads per matrix product. 0: follow the trainings (ui.blas_threads): all
+    # cores for one training alone, shared when more run, one when none does or a
+    # training finds one faster (two-thread products slow down many times over as soon
+    # as a core is busy). A positive count is used whatever runs.
+    "DIGITLAB_BLAS_THREADS": 0,
     "DIGITLAB_MAX_QUEUE": 4,  # trainings waiting for a slot; more are refused politely
     # Memory: what one session may hold (its run, uploads, model), and all sessions
     # together; the server itself (Streamlit, the shared MNIST) needs ~250 MB on top.
@@ -48,7 +50,7 @@ class Limits:
     max_train_seconds: float
     max_upload_mb: float
     max_concurrent: int
-    blas_threads: int
+    blas_threads: int  # 0: follow the trainings (ui.blas_threads)
     max_queue: int = 4
     max_session_mb: float = 300
     max_server_mb: float = 700
@@ -96,7 +98,7 @@ def get_limits(environ: dict[str, str] | None = None) -> Limits:
         max_train_seconds=float(_read("DIGITLAB_MAX_TRAIN_SECONDS", env)),
         max_upload_mb=float(_read("DIGITLAB_MAX_UPLOAD_MB", env)),
         max_concurrent=max(1, int(_read("DIGITLAB_MAX_CONCURRENT", env))),
-        blas_threads=max(1, int(_read("DIGITLAB_BLAS_THREADS", env))),
+        blas_threads=max(0, int(_read("DIGITLAB_BLAS_THREADS", env))),
         max_queue=int(_read("DIGITLAB_MAX_QUEUE", env)),
         max_session_mb=float(_read("DIGITLAB_MAX_SESSION_MB", env)),
         max_server_mb=float(_read("DIGITLAB_MAX_SERVER_MB", env)),

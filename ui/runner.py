@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
-from threadpoolctl import threadpool_limits
 
 from nn_core import TrainConfig, Trainer
 from nn_core.health import TrainingWatch, watch_training
@@ -39,6 +38,7 @@ from nn_core.network import n_parameters
 from ui import data as data_ui
 from ui import hosting, run_history
 from ui import state as keys
+from ui.blas_threads import BlasThreads, ThreadProbe
 from ui.models import model_bytes
 
 CHUNK_SECONDS = 0.25
@@ -50,14 +50,21 @@ class TrainingGate:
 
     A token is first ``enqueue``d (refused when the line is full and no slot is free), then
     its thread blocks in ``acquire`` until it is first in line and a slot is free.
+    ``blas``, when given, is told each time the set of running tokens changes (the
+    server's BLAS thread count follows the number of trainings).
     """
 
-    def __init__(self, capacity: int, max_waiting: int = 4) -> None:
+    def __init__(self, capacity: int, max_waiting: int = 4, blas: BlasThreads | None = None):
         self.capacity = max(1, int(capacity))
         self.max_waiting = max(0, int(max_waiting))
+        self.blas = blas
         self._cond = threading.Condition()
         self._queue: deque[int] = deque()
         self._active: set[int] = set()
+
+    def _active_changed(self) -> None:
+        if self.blas is not None:
+            self.blas.follow(self._active)
 
     def enqueue(self, token: int) -> bool:
         """Join the line; False (nothing changed) when it is full and no slot is free."""
@@ -82,6 +89,7 @@ class TrainingGate:
                         return False
                     if self._queue[0] == token and len(self._active) < self.capacity:
                         self._active.add(token)
+                        self._active_changed()
                         return True
                     self._cond.wait(timeout=0.1)
             finally:
@@ -91,6 +99,7 @@ class TrainingGate:
     def release(self, token: int) -> None:
         with self._cond:
             self._active.discard(token)
+            self._active_changed()
             self._cond.notify_all()
 
     def position(self, token: int) -> int:
@@ -452,6 +461,7 @@ class TrainingRun:
                 self._note_rate(done, time.perf_counter() - t0)
                 return
             budget_start = self.seconds_trained
+            threads = _ChunkThreads(self.gate.blas, token)
             while not self._stop and not self.trainer.finished:
                 spent = self.seconds_trained - budget_start
                 if spent >= self.max_seconds:
@@ -461,9 +471,11 @@ class TrainingRun:
                     )
                     break
                 chunk = min(CHUNK_SECONDS, self.max_seconds - spent)
+                threads.before()
                 t0 = time.perf_counter()
                 done = self.trainer.run(max_seconds=chunk)
                 elapsed = time.perf_counter() - t0
+                threads.after(done, elapsed)
                 self.seconds_trained += elapsed
                 self._note_rate(done, elapsed)
                 if done == 0 and not self.trainer.finished and not self._stop:
@@ -526,21 +538,63 @@ def evaluate_model(model, x_test: np.ndarray, y_test: np.ndarray, n_classes: int
     return evaluate(model, x_test, y_test, n_classes)
 
 
+class _ChunkThreads:
+    """A run's say in the BLAS thread count, chunk by chunk (``ui.blas_threads``): when
+    the policy would give it several threads, it times one thread against several and
+    asks for one thread while that is faster. Does nothing without a policy."""
+
+    def __init__(self, blas: BlasThreads | None, token: int) -> None:
+        self.blas = blas
+        self.token = token
+        self.probe = ThreadProbe()
+        self._several: bool | None = None  # what the chunk in progress runs on
+
+    def before(self) -> None:
+        blas = self.blas
+        if blas is None or blas.fixed or blas.shared() <= 1:
+            self._several = None
+            if blas is not None:
+                blas.ask_single(self.token, False)
+            return
+        single = self.probe.want_single(time.monotonic())
+        self._several = blas.ask_single(self.token, single) > 1
+
+    def after(self, batches: int, seconds: float) -> None:
+        if self._several is None:
+            return
+        now_several = self.blas.wanted() > 1
+        if now_several == self._several:  # not when another run came or went meanwhile
+            self.probe.record(self._several, batches, seconds, time.monotonic())
+
+
+# OpenBLAS's thread count is one per process, so is the policy that sets it.
+_BLAS = BlasThreads()
+
+
+def blas_policy() -> BlasThreads:
+    """The process's BLAS thread policy (``ui.blas_threads``)."""
+    return _BLAS
+
+
 @st.cache_resource(show_spinner=False)
 def get_gate(capacity: int, max_waiting: int = 4) -> TrainingGate:
-    """The server-wide gate (one per server process, capacity and queue length)."""
-    return TrainingGate(capacity, max_waiting)
+    """The server-wide gate (one per server process, capacity and queue length); the
+    process's BLAS thread count follows the trainings it lets in."""
+    return TrainingGate(capacity, max_waiting, blas=_BLAS)
 
 
 def gate() -> TrainingGate:
     limits = keys.get_limits()
+    limit_blas_threads(limits.blas_threads)
     return get_gate(limits.max_concurrent, limits.max_queue)
 
 
-@st.cache_resource(show_spinner=False)
-def limit_blas_threads(threads: int) -> threadpool_limits:
-    """Cap the BLAS threads of this server process (once per process and value)."""
-    return threadpool_limits(limits=threads, user_api="blas")
+def limit_blas_threads(threads: int) -> BlasThreads:
+    """Put the server's BLAS thread policy in force: ``threads`` per product whatever
+    runs, or 0 to follow the trainings (``DIGITLAB_BLAS_THREADS``, ``ui.blas_threads``)."""
+    if _BLAS.fixed != threads or _BLAS.current is None:
+        _BLAS.configure(threads)
+    return _BLAS
 
 
 # ------------------------------------------------------------ run callbacks (sidebar)

@@ -244,12 +244,11 @@ def test_blas_threads_cap_from_environment_is_applied():
 
     from ui.runner import limit_blas_threads
 
-    assert get_limits({}).blas_threads == 1
+    assert get_limits({}).blas_threads == 0  # follow the trainings (ui.blas_threads)
     assert get_limits({"DIGITLAB_BLAS_THREADS": "2"}).blas_threads == 2
-    limiter = limit_blas_threads(1)
+    policy = limit_blas_threads(1)
     try:
         blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
         assert blas and all(p["num_threads"] == 1 for p in blas)
     finally:
-        limiter.restore_original_limits()
-        limit_blas_threads.clear()  # the next call applies the cap again
+        policy.configure(0)  # the server's default: follow the trainings

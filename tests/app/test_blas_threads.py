@@ -1,0 +1,308 @@
+"""The server's BLAS thread policy (ui.blas_threads): all cores for one training alone,
+shared when more run, one when none does; the DIGITLAB_BLAS_THREADS override; the count
+given back whenever a run ends, stops, fails or leaves the queue; and OpenBLAS's count
+changed while other threads are inside products."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from nn_core.config import TrainConfig
+from nn_core.data import Dataset
+from ui.blas_threads import BlasThreads, ThreadProbe, available_cores, threads_for
+from ui.limits import get_limits
+from ui.runner import TrainingGate, TrainingRun
+
+
+class Recorder:
+    """A setter that keeps every count applied, in order."""
+
+    def __init__(self) -> None:
+        self.applied: list[int] = []
+
+    def __call__(self, n: int) -> None:
+        self.applied.append(n)
+
+
+def policy(cores: int = 2, fixed: int = 0) -> tuple[BlasThreads, Recorder]:
+    record = Recorder()
+    return BlasThreads(cores=cores, fixed=fixed, setter=record), record
+
+
+def tiny_dataset(n: int = 400, side: int = 8) -> Dataset:
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 3
+    x = rng.integers(0, 60, (n, side, side)).astype(np.uint8)
+    return Dataset(x[:300], y[:300], x[300:], y[300:], n_classes=3, name="noise")
+
+
+def make_run(gate: TrainingGate, epochs: int = 100_000) -> TrainingRun:
+    config = TrainConfig(hidden=(16,), batch_size=16, epochs=epochs, val_fraction=0.1)
+    return TrainingRun(config, tiny_dataset(), gate, max_seconds=60)
+
+
+def wait_until(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def blas_counts() -> list[int]:
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+@pytest.fixture
+def restore_blas():
+    """Give OpenBLAS back the count it had before the test."""
+    before = blas_counts()
+    yield
+    BlasThreads(fixed=before[0]).configure(before[0])
+    assert blas_counts() == before
+
+
+# -------------------------------------------------------------------------- the rule
+@pytest.mark.parametrize(
+    ("cores", "active", "expected"),
+    [(2, 0, 1), (2, 1, 2), (2, 2, 1), (2, 3, 1), (4, 1, 4), (4, 2, 2), (4, 3, 1), (1, 1, 1)],
+)
+def test_one_training_gets_every_core_and_more_share_them(cores, active, expected):
+    assert threads_for(active, cores) == expected
+
+
+def test_a_fixed_count_wins_whatever_runs():
+    assert [threads_for(k, 2, fixed=1) for k in range(4)] == [1, 1, 1, 1]
+    assert [threads_for(k, 2, fixed=3) for k in range(4)] == [3, 3, 3, 3]
+
+
+def test_the_environment_override_and_its_default():
+    assert get_limits({}).blas_threads == 0  # follow the trainings
+    assert get_limits({"DIGITLAB_BLAS_THREADS": "2"}).blas_threads == 2
+    assert get_limits({"DIGITLAB_BLAS_THREADS": "1"}).blas_threads == 1
+    for automatic in ("0", "auto", "-3", ""):
+        assert get_limits({"DIGITLAB_BLAS_THREADS": automatic}).blas_threads == 0
+
+
+def test_cores_are_capped_by_an_explicit_openblas_thread_count():
+    assert available_cores({"OPENBLAS_NUM_THREADS": "1"}) == 1
+    assert available_cores({"OMP_NUM_THREADS": "1,1"}) == 1
+    assert available_cores({}) >= 1
+    assert available_cores({"OPENBLAS_NUM_THREADS": "64"}) == available_cores({})
+
+
+# ----------------------------------------------------------------- through the gate
+def test_the_gate_sets_the_count_on_every_acquire_and_release():
+    blas, record = policy(cores=4)
+    gate = TrainingGate(capacity=3, max_waiting=4, blas=blas)
+    seen = []
+    for token in (1, 2, 3):
+        assert gate.enqueue(token)
+        assert gate.acquire(token, lambda: False)
+        seen.append(blas.current)
+    for token in (1, 2, 3):
+        gate.release(token)
+        seen.append(blas.current)
+    assert seen == [4, 2, 1, 2, 4, 1]  # 1, 2, 3 running; then 2, 1, 0 left
+    assert record.applied == seen
+
+
+def test_two_cores_two_trainings_one_thread_each_then_both_again():
+    blas, _ = policy(cores=2)
+    gate = TrainingGate(capacity=2, blas=blas)
+    for token in (1, 2):
+        assert gate.acquire(token, lambda: False)
+    assert blas.current == 1
+    gate.release(1)
+    assert blas.current == 2
+    gate.release(2)
+    assert blas.current == 1
+
+
+def test_an_unchanged_count_is_not_applied_again():
+    blas, record = policy(cores=2)
+    gate = TrainingGate(capacity=3, blas=blas)
+    for token in (1, 2, 3):  # 2, 1, 1 threads
+        assert gate.acquire(token, lambda: False)
+    assert record.applied == [2, 1]
+
+
+def test_a_queued_run_leaving_the_line_changes_nothing():
+    blas, record = policy(cores=2)
+    gate = TrainingGate(capacity=1, max_waiting=2, blas=blas)
+    assert gate.acquire(1, lambda: False)
+    assert gate.enqueue(2)
+    assert not gate.acquire(2, lambda: True)  # cancelled while waiting
+    assert blas.current == 2 and record.applied == [2]
+    gate.release(1)
+    assert blas.current == 1
+
+
+def test_the_override_ignores_the_trainings():
+    blas, record = policy(cores=2, fixed=2)
+    gate = TrainingGate(capacity=2, blas=blas)
+    blas.configure(2)
+    for token in (1, 2):
+        assert gate.acquire(token, lambda: False)
+        assert blas.ask_single(token, True) == 2  # no probing either
+    gate.release(1)
+    gate.release(2)
+    assert record.applied == [2]
+    blas.configure(0)  # back to the policy: nothing runs, one thread
+    assert blas.current == 1
+
+
+def test_a_training_asking_for_one_thread_gets_it_until_it_stops_asking_or_leaves():
+    blas, _ = policy(cores=2)
+    gate = TrainingGate(capacity=2, blas=blas)
+    assert gate.acquire(7, lambda: False)
+    assert blas.ask_single(7, True) == 1
+    assert blas.shared() == 2  # what it could have
+    assert blas.ask_single(7, False) == 2
+    assert blas.ask_single(7, True) == 1
+    gate.release(7)  # its ask leaves with it
+    assert gate.acquire(8, lambda: False)
+    assert blas.current == 2
+    assert blas.ask_single(99, True) == 2  # not running: no say
+    gate.release(8)
+
+
+# ------------------------------------------------------------- with real trainings
+def test_a_run_alone_gets_both_cores_and_gives_them_back_when_stopped(monkeypatch):
+    monkeypatch.setattr(ThreadProbe, "want_single", lambda self, now: False)
+    blas, record = policy(cores=2)
+    run = make_run(TrainingGate(capacity=2, blas=blas))
+    assert run.start()
+    wait_until(lambda: run.state == "running" and run.trainer.history.batch_loss)
+    assert blas.current == 2
+    run.stop(wait=10)
+    assert not run.active and blas.current == 1
+    assert record.applied == [2, 1]
+
+
+def test_a_run_that_finishes_or_fails_gives_the_cores_back(monkeypatch):
+    blas, _ = policy(cores=2)
+    gate = TrainingGate(capacity=2, blas=blas)
+    finished = make_run(gate, epochs=1)
+    assert finished.start()
+    wait_until(lambda: not finished.active)
+    assert finished.finished and blas.current == 1
+
+    failing = make_run(gate)
+
+    def explode(*args, **kwargs):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(failing.trainer, "run", explode)
+    assert failing.start()
+    wait_until(lambda: not failing.active)
+    assert failing.error and "boom" in failing.error
+    assert blas.current == 1 and gate.active == 0
+
+
+def test_two_runs_share_the_cores_and_a_queued_third_waits(monkeypatch):
+    monkeypatch.setattr(ThreadProbe, "want_single", lambda self, now: False)
+    blas, _ = policy(cores=2)
+    gate = TrainingGate(capacity=2, max_waiting=2, blas=blas)
+    first, second, third = make_run(gate), make_run(gate), make_run(gate)
+    assert first.start()
+    wait_until(lambda: first.state == "running")
+    assert second.start() and third.start()
+    wait_until(lambda: second.state == "running" and third.state == "queued")
+    assert blas.current == 1
+    n = len(second.trainer.history.batch_loss)
+    wait_until(lambda: len(second.trainer.history.batch_loss) > n)  # both train on
+    third.stop(wait=10)  # leaves the line
+    assert blas.current == 1
+    first.stop(wait=10)
+    wait_until(lambda: blas.current == 2)  # the one left alone gets both cores
+    second.stop(wait=10)
+    assert blas.current == 1 and gate.active == 0
+
+
+def test_a_run_keeps_one_thread_while_its_probe_finds_one_faster(monkeypatch):
+    monkeypatch.setattr(ThreadProbe, "want_single", lambda self, now: True)
+    blas, record = policy(cores=2)
+    run = make_run(TrainingGate(capacity=2, blas=blas))
+    assert run.start()
+    wait_until(lambda: len(run.trainer.history.batch_loss) > 50)
+    assert blas.current == 1 and blas.shared() == 2
+    run.stop(wait=10)
+    assert blas.current == 1 and set(record.applied) <= {1, 2}
+
+
+# ------------------------------------------------------------------------ the probe
+def test_the_probe_times_both_counts_keeps_the_faster_and_times_them_again():
+    probe = ThreadProbe(refresh=5.0, margin=1.05)
+    assert probe.want_single(0.0)  # nothing timed: one thread first
+    probe.record(False, batches=100, seconds=0.25, now=0.25)
+    assert not probe.want_single(0.25)  # now several
+    probe.record(True, batches=30, seconds=0.25, now=0.5)  # busy cores: several is slower
+    assert probe.want_single(1.0)
+    probe.record(False, batches=100, seconds=0.25, now=5.5)  # one thread timed again
+    assert not probe.want_single(5.6)  # several is stale: time it again
+    probe.record(True, batches=150, seconds=0.25, now=5.8)  # the cores are free now
+    assert not probe.want_single(6.0)
+    probe.record(True, batches=104, seconds=0.25, now=6.1)  # within the margin: one
+    assert probe.want_single(6.2)
+
+
+def test_the_probe_ignores_empty_chunks():
+    probe = ThreadProbe()
+    probe.record(False, batches=0, seconds=0.25, now=0.0)
+    probe.record(False, batches=5, seconds=0.0, now=0.0)
+    assert probe.want_single(0.1)
+
+
+# ------------------------------------------------------------------ real OpenBLAS
+def test_the_policy_sets_openblas_itself(restore_blas):
+    cores = min(2, available_cores())  # never more than OpenBLAS's pool
+    blas = BlasThreads(cores=cores)
+    blas.configure(0)
+    assert blas_counts() and set(blas_counts()) == {1}
+    blas.follow({1})
+    assert set(blas_counts()) == {cores}
+    blas.follow(set())
+    assert set(blas_counts()) == {1}
+
+
+def test_products_stay_right_while_the_count_changes_under_them(restore_blas):
+    """OpenBLAS reads the count when a product starts: flipping it while two threads
+    multiply never changes a result, never deadlocks."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 784), dtype=np.float32)
+    b = rng.standard_normal((784, 128), dtype=np.float32)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    blas = BlasThreads(cores=min(2, available_cores()))
+    blas.configure(0)
+    stop = threading.Event()
+    worst: list[float] = []
+
+    def multiply() -> None:
+        err = 0.0
+        for _ in range(400):
+            err = max(err, float(np.max(np.abs(a @ b - expected))))
+        worst.append(err)
+
+    def flip() -> None:
+        k = 0
+        while not stop.is_set():
+            blas.follow(set(range(k % 3)))  # 0, 1, 2 trainings: 1, 2, 1 threads
+            k += 1
+
+    flipper = threading.Thread(target=flip, daemon=True)
+    workers = [threading.Thread(target=multiply, daemon=True) for _ in range(2)]
+    flipper.start()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    stop.set()
+    flipper.join(timeout=10)
+    assert not any(w.is_alive() for w in workers) and not flipper.is_alive()
+    assert len(worst) == 2 and max(worst) < 1e-3 * float(np.max(np.abs(expected)))
