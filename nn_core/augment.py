@@ -1,4 +1,5 @@
-"""Vectorised, seeded data augmentation of image batches: random shifts and rotations."""
+"""Vectorised, seeded data augmentation of image batches: random shifts, rotations and
+elastic distortions."""
 
 from __future__ import annotations
 
@@ -82,13 +83,154 @@ def _rotation_sources(height: int, width: int, max_degrees: float) -> np.ndarray
     return src_y * (width + 2) + src_x
 
 
+# The smoothing kernel reaches this many sigmas each way (as scipy.ndimage's default).
+ELASTIC_TRUNCATE = 4.0
+
+
+def random_elastic(
+    images: np.ndarray, alpha: float, sigma: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Distort each image by its own smooth random displacement field (Simard et al. 2003).
+
+    Each pixel's two displacements are drawn uniformly from [-1, 1], smoothed by a
+    Gaussian of standard deviation ``sigma`` and scaled by ``alpha``; each output pixel
+    is then read, with bilinear weights, at its own position plus its displacement.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, H, W)
+        uint8 or float images; outside the image counts as 0 (background).
+    alpha : float
+        Scale of the displacements in pixels; 0 returns a copy. No displacement
+        exceeds ``alpha``; for 28x28 digits, about 30-40 distorts like handwriting.
+    sigma : float
+        Smoothness of the fields in pixels (4-6 for 28x28 digits).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of shape (n_images, H, W), same dtype as ``images`` (uint8 rounded)
+    """
+    if alpha <= 0:
+        return images.copy()
+    dy, dx = elastic_displacements(images.shape, alpha, sigma, rng)
+    out = bilinear_sample(images, dy, dx)
+    if images.dtype == np.uint8:
+        # bilinear weights are convex, so the values stay within 0..255
+        return np.rint(out, out=out).astype(np.uint8)
+    return out.astype(images.dtype, copy=False)
+
+
+def elastic_displacements(
+    shape: tuple[int, int, int], alpha: float, sigma: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth random displacement fields: uniform [-1, 1] noise, Gaussian-smoothed, scaled.
+
+    The smoothing is separable and zero-padded (noise outside the image counts as 0), so
+    it is two matrix products with a banded (size, size) matrix of Gaussian weights, one
+    product per axis, over the whole batch at once.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(n_images, H, W)``.
+    alpha, sigma : float
+        Scale and smoothing (Gaussian standard deviation), both in pixels.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    dy, dx : ndarray of shape (n_images, H, W), float32
+        Displacements along rows and columns, each within ``[-alpha, alpha]``.
+    """
+    n, height, width = shape
+    noise = rng.random((2 * n, height, width), dtype=np.float32)
+    noise = noise * np.float32(2 * alpha) - np.float32(alpha)  # uniform in [-alpha, alpha]
+    smooth_x = noise.reshape(-1, width) @ _gaussian_matrix(width, float(sigma)).T
+    smooth_x = smooth_x.reshape(2 * n, height, width)
+    fields = np.matmul(_gaussian_matrix(height, float(sigma)), smooth_x)
+    return fields[:n], fields[n:]
+
+
+@functools.lru_cache(maxsize=16)
+def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
+    """(size, size) float32: row i holds the weights of a normalised Gaussian centred on
+    i, cut at ``ELASTIC_TRUNCATE`` sigmas and at the edges (zero padding)."""
+    radius = int(ELASTIC_TRUNCATE * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    offset = np.arange(size)[None, :] - np.arange(size)[:, None]
+    inside = np.abs(offset) <= radius
+    weights = np.where(inside, taps[np.clip(offset + radius, 0, 2 * radius)], 0.0)
+    return weights.astype(np.float32)
+
+
+def bilinear_sample(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Read each image at displaced positions with bilinear weights, zero outside.
+
+    Output pixel ``(k, i, j)`` is image ``k`` at the real position
+    ``(i + dy[k, i, j], j + dx[k, i, j])``: the weighted mean of its four nearest pixels,
+    those outside the image counting as 0.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, H, W)
+    dy, dx : ndarray of shape (n_images, H, W)
+        Displacements along rows and columns, in pixels.
+
+    Returns
+    -------
+    ndarray of shape (n_images, H, W), float32
+    """
+    n, height, width = images.shape
+    # a zero border of one pixel; positions are clipped to it, so that every read is
+    # inside the padded image and a position beyond the border reads only zeros
+    padded = np.zeros((n, height + 2, width + 2), np.float32)
+    padded[:, 1:-1, 1:-1] = images
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    cols = np.arange(width, dtype=np.float32)[None, :]
+    y = np.clip(dy + rows, -1, height, dtype=np.float32)
+    x = np.clip(dx + cols, -1, width, dtype=np.float32)
+    # the last cell's top-left corner is H-1 (W-1), so that its far corner is the border
+    y0 = np.minimum(np.floor(y), height - 1)
+    x0 = np.minimum(np.floor(x), width - 1)
+    fy, fx = y - y0, x - x0
+    stride = width + 2
+    first = np.arange(n, dtype=np.int32)[:, None, None] * np.int32(padded[0].size)
+    top_left = (y0.astype(np.int32) + 1) * stride + (x0.astype(np.int32) + 1) + first
+    a = np.take(padded, top_left)
+    b = np.take(padded, top_left + 1)
+    c = np.take(padded, top_left + stride)
+    d = np.take(padded, top_left + (stride + 1))
+    top = a + fx * (b - a)
+    bottom = c + fx * (d - c)
+    return top + fy * (bottom - top)
+
+
 def augment_batch(
     images: np.ndarray,
     rng: np.random.Generator,
     max_shift: int = 0,
     max_degrees: float = 0.0,
+    elastic_alpha: float = 0.0,
+    elastic_sigma: float = 5.0,
 ) -> np.ndarray:
-    """Rotate (if ``max_degrees``) then shift (if ``max_shift``) a batch of (n, H, W) images."""
+    """Distort (if ``elastic_alpha``), rotate (if ``max_degrees``), then shift (if
+    ``max_shift``) a batch of images.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, H, W)
+    rng : numpy.random.Generator
+    max_shift, max_degrees : see ``random_shift`` and ``random_rotation``
+    elastic_alpha, elastic_sigma : see ``random_elastic``
+
+    Returns
+    -------
+    ndarray of shape (n_images, H, W), same dtype as ``images``
+    """
+    if elastic_alpha > 0:
+        images = random_elastic(images, elastic_alpha, elastic_sigma, rng)
     if max_degrees > 0:
         images = random_rotation(images, max_degrees, rng)
     if max_shift > 0:

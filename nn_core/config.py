@@ -22,7 +22,9 @@ class TrainConfig:
     ``early_stopping`` is a patience in epochs on the validation loss (0 = off), checked
     when the run validates; when it fires, the best weights are restored.
     ``augment_shift`` (pixels) and ``augment_rotation`` (degrees) perturb each training
-    batch.
+    batch, and so does ``augment_elastic``: the scale alpha (pixels) of Simard et al.'s
+    elastic distortions, whose displacement fields are smoothed by a Gaussian of
+    ``augment_elastic_sigma`` pixels (``nn_core.augment.random_elastic``).
     """
 
     hidden: tuple[int, ...] = (128, 64)
@@ -45,6 +47,8 @@ class TrainConfig:
     early_stopping: int = 0
     augment_shift: int = 0
     augment_rotation: float = 0.0
+    augment_elastic: float = 0.0
+    augment_elastic_sigma: float = 5.0
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -69,7 +73,11 @@ class TrainConfig:
         return replace(self, **changes)
 
 
-FLOAT_FIELDS = ("lr", "momentum", "gamma", "l2", "dropout", "val_fraction", "augment_rotation")
+FLOAT_FIELDS = (
+    "lr", "momentum", "gamma", "l2", "dropout", "val_fraction", "augment_rotation",
+    "augment_elastic", "augment_elastic_sigma",
+)  # fmt: skip
+ELASTIC_SIGMA_RANGE = (1.0, 20.0)
 
 
 def _problems(c: TrainConfig):
@@ -110,6 +118,14 @@ def _problems(c: TrainConfig):
         yield "early stopping watches the validation loss: set a validation fraction above 0"
     if c.augment_shift < 0 or c.augment_rotation < 0:
         yield "augmentation shift and rotation must be >= 0"
+    if c.augment_elastic < 0:
+        yield f"elastic distortion alpha must be >= 0 (0 = off), got {c.augment_elastic}"
+    low, high = ELASTIC_SIGMA_RANGE
+    if not low <= c.augment_elastic_sigma <= high:
+        yield (
+            f"elastic distortion sigma must be between {low:g} and {high:g} pixels, "
+            f"got {c.augment_elastic_sigma}"
+        )
     if c.step_epochs < 1 or not 0 < c.gamma <= 1:
         yield "step schedule needs step_epochs >= 1 and 0 < gamma <= 1"
     if c.dtype not in ("float32", "float64"):

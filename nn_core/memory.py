@@ -27,6 +27,9 @@ SNAPSHOT_ITEMSIZE = 4  # first-layer snapshots are float32 (training.Trainer)
 # Bytes per pixel of the temporary arrays an augmented batch goes through (padding, the
 # gathered copy, the int32 gather index of a rotation).
 AUGMENT_BYTES_PER_PIXEL = 8
+# ... and those of an elastic distortion (noise, two fields, positions, weights, the four
+# bilinear reads), measured at 69 with tracemalloc.
+ELASTIC_BYTES_PER_PIXEL = 72
 # What a matrix product's packing buffers (OpenBLAS's, per calling thread) and the
 # interpreter's small objects add to a run, measured at 2-8 MB.
 WORKSPACE_BYTES = 8 * MB
@@ -133,7 +136,8 @@ def training_memory(
     n_train = n_samples - n_val
     batch = n_train if config.batch_size == 0 else min(config.batch_size, n_train)
     full_batch = batch >= n_train
-    augmenting = config.augment_shift > 0 or config.augment_rotation > 0
+    elastic = config.augment_elastic > 0
+    augmenting = config.augment_shift > 0 or config.augment_rotation > 0 or elastic
     n_params = n_parameters(sizes)
 
     data = n_val * n_inputs * input_itemsize + 3 * n_samples * 8  # validation copy, labels
@@ -144,6 +148,8 @@ def training_memory(
         data += batch * n_inputs * (input_itemsize + itemsize)
     if augmenting:
         data += batch * n_inputs * AUGMENT_BYTES_PER_PIXEL
+    if elastic:
+        data += batch * n_inputs * ELASTIC_BYTES_PER_PIXEL
 
     # params + grads + the copy kept to roll back a divergence (+ the best epoch's copy)
     copies = 3 + (1 if config.early_stopping else 0)

@@ -189,6 +189,16 @@ SETTINGS: tuple[Setting, ...] = (
         widget="slider", key="cfg_rotation", url="rot", low=0.0, high=20.0, step=1.0,
     ),
     Setting(
+        "augment_elastic", "Augment: elastic distortion (alpha)", "bend each training image "
+        "by a smooth random displacement field of this scale in pixels (Simard et al. "
+        "2003); 30-40 distorts like handwriting, 0 = off", float,
+        widget="slider", key="cfg_elastic", url="el", low=0.0, high=60.0, step=2.0,
+    ),
+    Setting(
+        "augment_elastic_sigma", "Elastic smoothness (sigma)", "smoothing of the elastic "
+        "displacement fields, in pixels (1 to 20): larger is smoother", float,
+    ),
+    Setting(
         "dtype", "Float type", "float type of the weights and the arithmetic", str,
         choices=("float32", "float64"),
     ),

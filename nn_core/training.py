@@ -318,7 +318,7 @@ class Trainer:
 
     def _load_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, n = self.config, idx.shape[0]
-        augmenting = c.augment_shift > 0 or c.augment_rotation > 0
+        augmenting = c.augment_shift > 0 or c.augment_rotation > 0 or c.augment_elastic > 0
         if n == self.n_train and not augmenting:
             if self._full_batch_x is None:
                 self._full_batch_x = self._scaled_copy(self.x, idx)
@@ -334,6 +334,8 @@ class Trainer:
                 self._augment_rng,
                 c.augment_shift,
                 c.augment_rotation,
+                c.augment_elastic,
+                c.augment_elastic_sigma,
             )
             raw = images.reshape(n, -1)
         return self.model.scale_inputs(raw, self._batch_x[:n]), self.y[idx]

@@ -125,6 +125,12 @@ TRAINING_CASES = {
         "dtype": "float64",
         "early_stopping": 1,
     },
+    "elastic distortions": {
+        "hidden": [64],
+        "batch_size": 512,
+        "epochs": 1,
+        "augment_elastic": 34,
+    },
     "rotations, momentum": {
         "hidden": [64],
         "batch_size": 256,

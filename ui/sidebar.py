@@ -16,7 +16,8 @@ from ui.views import live_area
 NETWORK = ("hidden", "activation", "init")
 TRAINING = (
     "optimizer", "lr", "momentum", "schedule", "batch_size", "epochs", "l2", "dropout",
-    "val_fraction", "val_every", "augment_shift", "augment_rotation", "seed",
+    "val_fraction", "val_every", "augment_shift", "augment_rotation",
+    "augment_elastic", "seed",
 )  # fmt: skip
 MORE_EPOCHS = Setting(
     "more_epochs",

@@ -222,7 +222,7 @@ def test_every_train_config_field_is_in_the_settings_table():
     assert [s.name for s in SETTINGS] == list(TrainConfig().to_dict())
     widgets = {s.name for s in SETTINGS if s.widget}
     assert set(TrainConfig().to_dict()) - widgets == {
-        "nesterov", "step_epochs", "gamma", "early_stopping", "dtype",
+        "nesterov", "step_epochs", "gamma", "early_stopping", "augment_elastic_sigma", "dtype",
     }  # fmt: skip
     for s in SETTINGS:
         assert bool(s.widget) == bool(s.key) == bool(s.url), s.name  # a widget is linked
