@@ -1,0 +1,309 @@
+"""An epoch in the app against an epoch of the CLI, on the same settings, in one run.
+
+    python scripts/app_epoch_speed.py                  # Fast preset, full MNIST, 3 epochs
+    python scripts/app_epoch_speed.py --epochs 2 --blas-threads 1   # the old fixed policy
+
+What it does, in order (``uptime`` printed before each step; the cores are shared):
+
+1. ``python -m nn_core train --preset fast --epochs E`` (the CLI as a user runs it, OpenBLAS
+   on every core), the same with ``OPENBLAS_NUM_THREADS=1``, and at the app's training
+   nice level (``DIGITLAB_TRAINING_NICE``): per-epoch seconds from ``--metrics-json``.
+2. A real server (``streamlit run streamlit_app.py`` on a free port) and Debian's Chromium
+   (Playwright): a tab opens the app with the same settings as a share link (the Fast
+   preset, every training image), presses Start, waits for "finished", and downloads the
+   run from the Runs page; per-epoch seconds come from that export (the trainer's own
+   clock, as the CLI's). Meanwhile a second tab loads the app now and then: the page time
+   while one training runs, against the same load with nothing training.
+3. Two tabs press Start together: both runs' per-epoch seconds, against one alone.
+4. The CLI again, so load drifting during the run shows up.
+
+``--blas-threads N`` starts the server with ``DIGITLAB_BLAS_THREADS=N`` (default: unset,
+the server follows its trainings, ``ui/blas_threads.py``). Prints figures and ratios only
+(no pass/fail); ``--json FILE`` keeps them. Needs /usr/bin/chromium and Playwright
+(requirements-dev.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nn_core.config import PRESETS  # noqa: E402
+from nn_core.run_record import load_run  # noqa: E402
+from ui.limits import get_limits  # noqa: E402
+
+PRESET = "fast"
+
+
+def _conftest():
+    """The browser tests' helpers (App, the free port, the health check)."""
+    spec = importlib.util.spec_from_file_location(
+        "browser_conftest", ROOT / "tests" / "browser" / "conftest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def share_query(epochs: int) -> str:
+    """The app's share link for the preset with every training image (``n=0``)."""
+    from ui import share
+    from ui import state as keys
+
+    config = PRESETS[PRESET].replace(epochs=epochs)
+    values = keys.widget_values(config, get_limits())
+    values.update(cfg_preset=PRESET, cfg_subset=0)
+    return share.query_string(values)
+
+
+# ------------------------------------------------------------------------------ the CLI
+def cli_epochs(epochs: int, threads: int | None = None, nice: int = 0) -> list[float]:
+    """Seconds of each epoch of ``python -m nn_core train --preset fast`` (at ``nice``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if threads:
+        env["OPENBLAS_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "metrics.json"
+        cmd = [sys.executable, "-m", "nn_core", "train", "--preset", PRESET]
+        cmd += ["--epochs", str(epochs), "--quiet", "--metrics-json", str(out)]
+        if nice:
+            cmd = ["nice", "-n", str(nice), *cmd]
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        return json.loads(out.read_text())["history"]["seconds_per_epoch"]
+
+
+# --------------------------------------------------------------------------- the server
+class Server:
+    """``streamlit run streamlit_app.py`` on a free port, until ``close``."""
+
+    def __init__(self, blas_threads: int | None, log: Path) -> None:
+        helpers = _conftest()
+        self.port = helpers._free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+        env.pop("DIGITLAB_BLAS_THREADS", None)
+        if blas_threads is not None:
+            env["DIGITLAB_BLAS_THREADS"] = str(blas_threads)
+        self._log = log.open("wb")
+        cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py"]
+        cmd += ["--server.headless", "true", "--server.port", str(self.port)]
+        cmd += ["--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while not helpers._healthy(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start; log: {log}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self._log.close()
+
+
+class Tab:
+    """One visitor: its own browser context (its own session) on the app."""
+
+    def __init__(self, browser, url: str, shots: Path, query: str) -> None:
+        helpers = _conftest()
+        self.context = browser.new_context(viewport=helpers.VIEWPORT, accept_downloads=True)
+        self.app = helpers.App(self.context.new_page(), url, shots)
+        self.app.open(query)
+
+    def start(self) -> None:
+        self.app.button("btn_start").click()
+
+    def status(self) -> str:
+        return self.app.status_text()
+
+    def download_run(self, folder: Path) -> list[float]:
+        """The latest run, exported from the Runs page: its seconds per epoch."""
+        self.app.nav("Runs")
+        button = self.app.main.locator(".st-key-btn_run_download").get_by_role("button")
+        with self.app.page.expect_download(timeout=60_000) as download:
+            button.click()
+        path = folder / f"{id(self)}-{download.value.suggested_filename}"
+        download.value.save_as(path)
+        return list(load_run(path).history["seconds_per_epoch"])
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def wait_finished(tabs: list[Tab], epochs: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    done = f"finished: epoch {epochs} of {epochs}"
+    while not all(t.status().startswith(done) for t in tabs):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not finished after {timeout:g} s: {[t.status() for t in tabs]}")
+        time.sleep(0.5)
+
+
+def wait_training(tab: Tab, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not tab.status().startswith("training"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the run did not start: {tab.status()!r}")
+        time.sleep(0.1)
+
+
+class PageTimer(threading.Thread):
+    """Loads the app in its own tab again and again; keeps each load's seconds (goto to
+    the first settled page, Start button visible)."""
+
+    def __init__(self, browser, url: str, shots: Path, pause: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.browser, self.url, self.shots, self.pause = browser, url, shots, pause
+        self.seconds: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:  # its own Playwright: sync objects stay in their thread
+        from playwright.sync_api import sync_playwright
+
+        helpers = _conftest()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=helpers.CHROMIUM, args=["--disable-gpu", "--disable-quic"]
+            )
+            context = browser.new_context(viewport=helpers.VIEWPORT)
+            app = helpers.App(context.new_page(), self.url, self.shots)
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                app.open()
+                self.seconds.append(time.perf_counter() - t0)
+                self.stop.wait(self.pause)
+            browser.close()
+
+
+def page_loads(browser_url: str, shots: Path, seconds: float) -> list[float]:
+    timer = PageTimer(None, browser_url, shots)
+    timer.start()
+    time.sleep(seconds)
+    timer.stop.set()
+    timer.join(timeout=60)
+    return timer.seconds
+
+
+# ------------------------------------------------------------------------------ report
+def fmt(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
+
+
+def typical(values: list[float]) -> float:
+    """The median epoch (the first epoch also pays for warm-up in both)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--blas-threads", type=int, default=None, help="DIGITLAB_BLAS_THREADS")
+    parser.add_argument("--no-concurrent", action="store_true", help="skip the two-run step")
+    parser.add_argument("--no-pages", action="store_true", help="skip the page-load timing")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    out: dict = {"epochs": args.epochs, "blas_threads": args.blas_threads, "uptime": []}
+
+    def note(step: str) -> None:
+        line = uptime()
+        out["uptime"].append((step, line))
+        print(f"[{step}] {line}", flush=True)
+
+    note("cli")
+    out["cli"] = cli_epochs(args.epochs)
+    out["cli_1thread"] = cli_epochs(args.epochs, threads=1)
+    out["cli_nice"] = cli_epochs(args.epochs, nice=get_limits().training_nice)
+    print(f"CLI epochs (s), all cores: {fmt(out['cli'])}; one thread: {fmt(out['cli_1thread'])}")
+    print(f"CLI epochs (s), all cores at the app's nice level: {fmt(out['cli_nice'])}")
+
+    query = share_query(args.epochs)
+    shots = ROOT / "artifacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    log = ROOT / "artifacts" / "app-epoch-speed-server.log"
+    server = Server(args.blas_threads, log)
+    helpers = _conftest()
+    try:
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
+            browser = pw.chromium.launch(
+                executable_path=helpers.CHROMIUM, args=["--disable-gpu", "--disable-quic"]
+            )
+            if not args.no_pages:
+                note("pages idle")
+                out["pages_idle"] = page_loads(server.url, shots, 8.0)
+            note("app alone")
+            tab = Tab(browser, server.url, shots, query)
+            tab.start()
+            wait_training(tab)
+            if not args.no_pages:
+                out["pages_training"] = page_loads(server.url, shots, 6.0)
+            wait_finished([tab], args.epochs, timeout=600)
+            out["app"] = tab.download_run(Path(tmp))
+            tab.close()
+            print(f"App epochs (s), alone: {fmt(out['app'])}", flush=True)
+            if not args.no_concurrent:
+                note("app x2")
+                pair = [Tab(browser, server.url, shots, query) for _ in range(2)]
+                for t in pair:
+                    t.start()
+                wait_finished(pair, args.epochs, timeout=900)
+                out["app_pair"] = [t.download_run(Path(tmp)) for t in pair]
+                for i, times in enumerate(out["app_pair"], 1):
+                    print(f"App epochs (s), run {i} of 2 together: {fmt(times)}", flush=True)
+                for t in pair:
+                    t.close()
+            browser.close()
+    finally:
+        server.close()
+    note("cli again")
+    out["cli_after"] = cli_epochs(args.epochs)
+    print(f"CLI epochs (s), all cores, again: {fmt(out['cli_after'])}")
+    report(out)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def report(out: dict) -> None:
+    cli = typical(out["cli"] + out["cli_after"])
+    app = typical(out["app"])
+    print("\nMedian epoch (s):")
+    print(f"  CLI, all cores    {cli:.2f}   (one thread: {typical(out['cli_1thread']):.2f})")
+    print(f"  CLI, niced        {typical(out['cli_nice']):.2f}   (the app's training nice level)")
+    print(f"  app, alone        {app:.2f}   app / CLI = {app / cli:.2f}")
+    for i, times in enumerate(out.get("app_pair", []), 1):
+        both = typical(times)
+        print(f"  app, {i} of 2       {both:.2f}   / app alone = {both / app:.2f}")
+    if out.get("pages_idle") and out.get("pages_training"):
+        idle, busy = typical(out["pages_idle"]), typical(out["pages_training"])
+        print(
+            f"Page load (median of {len(out['pages_idle'])} / {len(out['pages_training'])}): "
+            f"{idle:.2f} s idle, {busy:.2f} s while one run trains ({busy / idle:.2f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
