@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/presets.py                       # notebook, accurate, best
     python benchmarks/presets.py accurate --seed 1 2 3
+    python benchmarks/presets.py best --set epochs=2 augment_elastic=0   # a variant
 
 Each preset trains on MNIST's 60,000 training images (less the preset's validation
 share) exactly as the app and the CLI would, through ``Trainer``, and is scored on the
@@ -20,23 +21,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nn_core import PRESETS, Callbacks, Trainer
+from nn_core import PRESETS, Callbacks, TrainConfig, Trainer
 from nn_core.data import load_mnist
+from nn_core.settings import parse_hidden
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("presets", nargs="*", default=["notebook", "accurate", "best"])
     parser.add_argument("--seed", type=int, nargs="*", help="default: the preset's own seed")
-    parser.add_argument("--verbose", action="store_true", help="print every epoch")
+    parser.add_argument(
+        "--verbose", action="store_true", help="print every epoch, with its test accuracy"
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change TrainConfig fields of every preset run, e.g. epochs=60 hidden=800,800",
+    )
     args = parser.parse_args()
+    changes = dict(_parse_change(text) for text in args.set)
     data = load_mnist()
     rows = []
     for name in args.presets:
         base = PRESETS[name]
         for seed in args.seed or [base.seed]:
-            config = base.replace(seed=seed)
-            callbacks = Callbacks(on_epoch=[_printer(name)] if args.verbose else [])
+            config = base.replace(seed=seed, **changes)
+            printer = _printer(name, data.x_test, data.y_test)
+            callbacks = Callbacks(on_epoch=[printer] if args.verbose else [])
             trainer = Trainer(config, data.x_train, data.y_train, callbacks=callbacks)
             start = time.perf_counter()
             trainer.fit()
@@ -62,14 +75,29 @@ def main() -> None:
             f"{acc:8.2%} {seconds:10.1f} {wall:7.1f}"
         )
     for name in dict.fromkeys(args.presets):
-        print(f"{name}: {PRESETS[name]}")
+        print(f"{name}: {PRESETS[name].replace(**changes)}")
 
 
-def _printer(name: str):
+def _parse_change(text: str) -> tuple[str, object]:
+    """``"epochs=60"`` -> ("epochs", 60), typed like the field's default."""
+    name, _, value = text.partition("=")
+    default = getattr(TrainConfig(), name, None)
+    if default is None or not value:
+        raise SystemExit(f"--set takes FIELD=VALUE with a TrainConfig field, got {text!r}")
+    if isinstance(default, tuple):
+        return name, parse_hidden(value)
+    if isinstance(default, bool):
+        return name, value.lower() in ("1", "true", "yes")
+    return name, type(default)(value)
+
+
+def _printer(name: str, x_test, y_test):
     def on_epoch(trainer: Trainer, info: dict) -> None:
+        _, test_accuracy = trainer.evaluate(x_test, y_test)
         print(
             f"  {name} epoch {info['epoch']}: train loss {info['train_loss']:.4f}, "
-            f"val acc {info['val_accuracy']:.4f}, {info['seconds']:.2f} s",
+            f"val acc {info['val_accuracy']:.4f}, test acc {test_accuracy:.4f}, "
+            f"{info['seconds']:.2f} s",
             flush=True,
         )
 
