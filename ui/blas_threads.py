@@ -8,11 +8,13 @@ work for that many threads; the thread pool itself never grows past its size at 
 The policy (``DIGITLAB_BLAS_THREADS`` unset or 0):
 
 - no training: one thread, so a page's product never waits on a busy core;
-- ``k`` trainings: ``max(1, cores // k)`` threads, so one training alone gets every core
-  and two on two cores get one each (two-thread products beside another busy thread
-  slow down many times over: the threads wait on each other);
-- a training whose own timing says one thread is faster (``ThreadProbe``: the cores are
-  busy with other work) asks for one thread, and the process uses one while it asks.
+- ``k`` trainings: up to ``max(1, cores // k)`` threads, so one training alone may have
+  every core and two on two cores get one each (two-thread products beside another busy
+  thread slow down many times over: the threads wait on each other);
+- more than one thread only while every running training asks for them: a run times
+  itself on one thread and on several (``ThreadProbe``) and asks for several while they
+  are faster. Work through the gate that does not time itself (a sweep, the learning-rate
+  finder) never asks, so it runs on one thread, safe on a busy machine.
 
 A positive ``DIGITLAB_BLAS_THREADS`` fixes the count instead (the policy then does nothing
 else). Nothing here imports Streamlit.
@@ -90,7 +92,7 @@ class BlasThreads:
         self._setter = setter
         self._lock = threading.Lock()
         self._active: frozenset[int] = frozenset()
-        self._single: set[int] = set()  # trainings that asked for one thread
+        self._several: set[int] = set()  # trainings that asked for several threads
         self.current: int | None = None  # the count last applied
 
     def configure(self, fixed: int) -> None:
@@ -103,22 +105,22 @@ class BlasThreads:
         """The trainings now running changed (called by the gate on acquire and release)."""
         with self._lock:
             self._active = frozenset(active)
-            self._single &= self._active
+            self._several &= self._active
             self._apply()
 
-    def ask_single(self, token: int, single: bool) -> int:
-        """Training ``token`` asks for one thread (True) or the policy's count (False);
+    def ask_several(self, token: int, several: bool) -> int:
+        """Training ``token`` asks for its share of the cores (True) or one thread (False);
         returns the count now in force."""
         with self._lock:
-            if single and token in self._active:
-                self._single.add(token)
+            if several and token in self._active:
+                self._several.add(token)
             else:
-                self._single.discard(token)
+                self._several.discard(token)
             self._apply()
             return self.current
 
     def shared(self) -> int:
-        """What the policy gives the running trainings, before any asks for one thread."""
+        """The running trainings' share of the cores (what asking for several gives)."""
         with self._lock:
             return threads_for(len(self._active), self.cores, self.fixed)
 
@@ -128,7 +130,7 @@ class BlasThreads:
             return self._wanted()
 
     def _wanted(self) -> int:
-        if not self.fixed and self._single:
+        if not self.fixed and self._several != self._active:
             return 1
         return threads_for(len(self._active), self.cores, self.fixed)
 

@@ -540,8 +540,8 @@ def evaluate_model(model, x_test: np.ndarray, y_test: np.ndarray, n_classes: int
 
 class _ChunkThreads:
     """A run's say in the BLAS thread count, chunk by chunk (``ui.blas_threads``): when
-    the policy would give it several threads, it times one thread against several and
-    asks for one thread while that is faster. Does nothing without a policy."""
+    its share of the cores is several threads, it times one thread against several and
+    asks for several while they are faster. Does nothing without a policy."""
 
     def __init__(self, blas: BlasThreads | None, token: int) -> None:
         self.blas = blas
@@ -554,10 +554,10 @@ class _ChunkThreads:
         if blas is None or blas.fixed or blas.shared() <= 1:
             self._several = None
             if blas is not None:
-                blas.ask_single(self.token, False)
+                blas.ask_several(self.token, False)
             return
-        single = self.probe.want_single(time.monotonic())
-        self._several = blas.ask_single(self.token, single) > 1
+        several = not self.probe.want_single(time.monotonic())
+        self._several = blas.ask_several(self.token, several) > 1
 
     def after(self, batches: int, seconds: float) -> None:
         if self._several is None:

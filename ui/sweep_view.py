@@ -114,8 +114,6 @@ class SweepJob:
             self.done = True
             return
         self.state = "running"
-        if self.gate.blas is not None:  # untimed chunks: one thread, safe on a busy machine
-            self.gate.blas.ask_single(self._token, True)
         try:
             for result in run_sweep(
                 self.runs, self.data, jobs=1, dask_address=scheduler_from_env(),
@@ -187,7 +185,7 @@ def on_start_sweep() -> None:
     settings = {"data": dataset.name, "training images": len(subset.y_train), "preset": "Sweep"}
     job = SweepJob(
         runs, subset, runner.gate(), limits.max_train_seconds, owner, settings,
-        blas_threads=limits.blas_threads or None,  # None: the server's policy decides
+        blas_threads=limits.blas_threads or None,  # None: the server's policy (one thread)
     )  # fmt: skip
     job.grid = grid
     if not job.start():

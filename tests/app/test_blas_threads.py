@@ -97,48 +97,74 @@ def test_cores_are_capped_by_an_explicit_openblas_thread_count():
 
 
 # ----------------------------------------------------------------- through the gate
-def test_the_gate_sets_the_count_on_every_acquire_and_release():
+def enter(gate: TrainingGate, token: int) -> int:
+    """``token`` starts training and asks for its share of the cores (as a run whose
+    timing finds several threads faster does); the count now in force."""
+    assert gate.acquire(token, lambda: False)
+    return gate.blas.ask_several(token, True)
+
+
+def test_the_count_follows_every_acquire_and_release():
     blas, record = policy(cores=4)
     gate = TrainingGate(capacity=3, max_waiting=4, blas=blas)
-    seen = []
-    for token in (1, 2, 3):
-        assert gate.enqueue(token)
-        assert gate.acquire(token, lambda: False)
-        seen.append(blas.current)
+    seen = [enter(gate, token) for token in (1, 2, 3)]
     for token in (1, 2, 3):
         gate.release(token)
         seen.append(blas.current)
     assert seen == [4, 2, 1, 2, 4, 1]  # 1, 2, 3 running; then 2, 1, 0 left
-    assert record.applied == seen
+    assert record.applied == [1, 4, 1, 2, 1, 2, 4, 1]  # each enter: acquire, then the ask
+    # An unchanged count is not applied again: two cores, three trainings.
+    blas, record = policy(cores=2)
+    gate = TrainingGate(capacity=3, blas=blas)
+    assert [enter(gate, token) for token in (1, 2, 3)] == [2, 1, 1]
+    assert record.applied == [1, 2, 1]
 
 
 def test_two_cores_two_trainings_one_thread_each_then_both_again():
     blas, _ = policy(cores=2)
     gate = TrainingGate(capacity=2, blas=blas)
-    for token in (1, 2):
-        assert gate.acquire(token, lambda: False)
-    assert blas.current == 1
+    assert [enter(gate, token) for token in (1, 2)] == [2, 1]
     gate.release(1)
     assert blas.current == 2
     gate.release(2)
     assert blas.current == 1
 
 
-def test_an_unchanged_count_is_not_applied_again():
-    blas, record = policy(cores=2)
-    gate = TrainingGate(capacity=3, blas=blas)
-    for token in (1, 2, 3):  # 2, 1, 1 threads
-        assert gate.acquire(token, lambda: False)
-    assert record.applied == [2, 1]
+def test_work_that_does_not_ask_runs_on_one_thread_and_holds_the_others_to_one():
+    blas, _ = policy(cores=2)
+    gate = TrainingGate(capacity=2, blas=blas)
+    assert gate.acquire(5, lambda: False)  # a sweep, the learning-rate finder
+    assert blas.current == 1 and blas.shared() == 2
+    assert gate.release(5) is None and blas.current == 1
+    blas4, _ = policy(cores=4)
+    gate = TrainingGate(capacity=2, blas=blas4)
+    assert gate.acquire(5, lambda: False)
+    assert enter(gate, 6) == 1  # the count is one per process: the sweep's wins
+    gate.release(5)
+    assert blas4.current == 4
+
+
+def test_a_training_gets_several_threads_only_while_it_asks_and_runs():
+    blas, _ = policy(cores=2)
+    gate = TrainingGate(capacity=2, blas=blas)
+    assert enter(gate, 7) == 2
+    assert blas.ask_several(7, False) == 1
+    assert blas.ask_several(7, True) == 2
+    gate.release(7)  # its ask leaves with it
+    assert blas.current == 1
+    assert gate.acquire(8, lambda: False)
+    assert blas.current == 1  # 8 has not asked; 7's old ask does not count
+    assert blas.ask_several(99, True) == 1  # not running: no say
+    gate.release(8)
 
 
 def test_a_queued_run_leaving_the_line_changes_nothing():
     blas, record = policy(cores=2)
     gate = TrainingGate(capacity=1, max_waiting=2, blas=blas)
-    assert gate.acquire(1, lambda: False)
+    assert enter(gate, 1) == 2
     assert gate.enqueue(2)
     assert not gate.acquire(2, lambda: True)  # cancelled while waiting
-    assert blas.current == 2 and record.applied == [2]
+    assert blas.current == 2 and record.applied == [1, 2]
     gate.release(1)
     assert blas.current == 1
 
@@ -147,29 +173,14 @@ def test_the_override_ignores_the_trainings():
     blas, record = policy(cores=2, fixed=2)
     gate = TrainingGate(capacity=2, blas=blas)
     blas.configure(2)
-    for token in (1, 2):
-        assert gate.acquire(token, lambda: False)
-        assert blas.ask_single(token, True) == 2  # no probing either
+    assert gate.acquire(1, lambda: False)  # one that does not ask: the override still wins
+    assert enter(gate, 2) == 2
+    assert blas.ask_several(2, False) == 2
     gate.release(1)
     gate.release(2)
     assert record.applied == [2]
     blas.configure(0)  # back to the policy: nothing runs, one thread
     assert blas.current == 1
-
-
-def test_a_training_asking_for_one_thread_gets_it_until_it_stops_asking_or_leaves():
-    blas, _ = policy(cores=2)
-    gate = TrainingGate(capacity=2, blas=blas)
-    assert gate.acquire(7, lambda: False)
-    assert blas.ask_single(7, True) == 1
-    assert blas.shared() == 2  # what it could have
-    assert blas.ask_single(7, False) == 2
-    assert blas.ask_single(7, True) == 1
-    gate.release(7)  # its ask leaves with it
-    assert gate.acquire(8, lambda: False)
-    assert blas.current == 2
-    assert blas.ask_single(99, True) == 2  # not running: no say
-    gate.release(8)
 
 
 # ------------------------------------------------------------- with real trainings
@@ -182,7 +193,7 @@ def test_a_run_alone_gets_both_cores_and_gives_them_back_when_stopped(monkeypatc
     assert blas.current == 2
     run.stop(wait=10)
     assert not run.active and blas.current == 1
-    assert record.applied == [2, 1]
+    assert record.applied == [1, 2, 1]  # in the gate, asked for both cores, left
 
 
 def test_a_run_that_finishes_or_fails_gives_the_cores_back(monkeypatch):
@@ -266,6 +277,8 @@ def test_the_policy_sets_openblas_itself(restore_blas):
     blas.configure(0)
     assert blas_counts() and set(blas_counts()) == {1}
     blas.follow({1})
+    assert set(blas_counts()) == {1}  # running, has not asked for more
+    blas.ask_several(1, True)
     assert set(blas_counts()) == {cores}
     blas.follow(set())
     assert set(blas_counts()) == {1}
@@ -282,6 +295,7 @@ def test_products_stay_right_while_the_count_changes_under_them(restore_blas):
     blas.configure(0)
     stop = threading.Event()
     worst: list[float] = []
+    counts: set[int] = set()
 
     def multiply() -> None:
         err = 0.0
@@ -292,7 +306,11 @@ def test_products_stay_right_while_the_count_changes_under_them(restore_blas):
     def flip() -> None:
         k = 0
         while not stop.is_set():
-            blas.follow(set(range(k % 3)))  # 0, 1, 2 trainings: 1, 2, 1 threads
+            running = set(range(k % 3))  # 0, 1, 2 trainings: 1, 2, 1 threads
+            blas.follow(running)
+            for token in running:
+                blas.ask_several(token, True)
+            counts.add(blas.current)
             k += 1
 
     flipper = threading.Thread(target=flip, daemon=True)
@@ -306,3 +324,4 @@ def test_products_stay_right_while_the_count_changes_under_them(restore_blas):
     flipper.join(timeout=10)
     assert not any(w.is_alive() for w in workers) and not flipper.is_alive()
     assert len(worst) == 2 and max(worst) < 1e-3 * float(np.max(np.abs(expected)))
+    assert counts == {1, min(2, available_cores())}  # the count did change under them
