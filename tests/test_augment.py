@@ -1,4 +1,5 @@
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -194,3 +195,27 @@ def test_training_with_elastic_distortions_is_seeded():
     np.testing.assert_array_equal(distorted, weights(augment_elastic=34.0))
     assert not np.array_equal(distorted, weights())
     assert not np.array_equal(distorted, weights(augment_elastic=34.0, augment_elastic_sigma=8.0))
+
+
+def test_elastic_in_chunks_and_alternating_shapes_matches_one_call_per_chunk():
+    x = np.concatenate([digits(64)] * 5)  # 320 images: chunks of 128, 128, 64
+    whole = random_elastic(x, 34.0, 5.0, np.random.default_rng(2))
+    rng = np.random.default_rng(2)
+    parts = [random_elastic(x[i : i + 128], 34.0, 5.0, rng) for i in (0, 128, 256)]
+    np.testing.assert_array_equal(whole, np.concatenate(parts))
+    # the reused work arrays carry nothing over from one call (or shape) to the next
+    small = random_elastic(x[:5, :20, :20], 34.0, 5.0, np.random.default_rng(3))
+    again = random_elastic(x[:5, :20, :20], 34.0, 5.0, np.random.default_rng(3))
+    np.testing.assert_array_equal(small, again)
+    np.testing.assert_array_equal(whole, random_elastic(x, 34.0, 5.0, np.random.default_rng(2)))
+
+
+def test_elastic_in_threads_matches_one_thread():
+    x = digits(200)
+    expected = [random_elastic(x, 30.0 + k, 5.0, np.random.default_rng(k)) for k in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(
+            pool.map(lambda k: random_elastic(x, 30.0 + k, 5.0, np.random.default_rng(k)), range(4))
+        )
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(e, g)
