@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nn_core.augment import ELASTIC_CHUNK
 from nn_core.config import TrainConfig
 from nn_core.network import GRADIENT_CHUNK, PREDICT_CHUNK, n_parameters
 from nn_core.training import SNAPSHOT_BUDGET_BYTES
@@ -27,8 +28,8 @@ SNAPSHOT_ITEMSIZE = 4  # first-layer snapshots are float32 (training.Trainer)
 # Bytes per pixel of the temporary arrays an augmented batch goes through (padding, the
 # gathered copy, the int32 gather index of a rotation).
 AUGMENT_BYTES_PER_PIXEL = 8
-# ... and those of an elastic distortion (noise, two fields, positions, weights, the four
-# bilinear reads), measured at 69 with tracemalloc.
+# ... and those of an elastic distortion (noise, fields, positions, the four bilinear
+# reads), reused chunk after chunk of at most ELASTIC_CHUNK images: 64 + the output.
 ELASTIC_BYTES_PER_PIXEL = 72
 # What a matrix product's packing buffers (OpenBLAS's, per calling thread) and the
 # interpreter's small objects add to a run, measured at 2-8 MB.
@@ -149,7 +150,7 @@ def training_memory(
     if augmenting:
         data += batch * n_inputs * AUGMENT_BYTES_PER_PIXEL
     if elastic:
-        data += batch * n_inputs * ELASTIC_BYTES_PER_PIXEL
+        data += min(batch, ELASTIC_CHUNK) * n_inputs * ELASTIC_BYTES_PER_PIXEL
 
     # params + grads + the copy kept to roll back a divergence (+ the best epoch's copy)
     copies = 3 + (1 if config.early_stopping else 0)
