@@ -22,7 +22,7 @@ from nn_core import hidden_space as hs
 from nn_core.memory import mb
 from ui import network_figures as nf
 from ui.current_model import ModelView
-from ui.views import clickable_chart, clicked_point, digit_image
+from ui.views import changing_choice, clickable_chart, clicked_point, digit_image
 
 CACHE = "_hidden_space_cache"
 TSNE_CACHE = "_hidden_space_tsne"
@@ -176,13 +176,14 @@ def _controls(view: ModelView) -> tuple[int, str, object]:
     run = view.run
     if run is not None and run.watch is not None:
         options = [*run.watch.snapshots.epochs(), NOW]
-        if ss.get("hs_epoch") not in options:
-            ss["hs_epoch"] = NOW
         if len(options) > 1:
-            choice = replay_col.select_slider(
+            choice = changing_choice(
+                replay_col.select_slider,
                 "Replay: the network at the end of",
                 options,
                 key="hs_epoch",
+                default=NOW,
+                version=len(options),
                 format_func=lambda e: "now" if e == NOW else f"epoch {e}",
                 help="Watch the classes separate as the network learns (epoch 0 = at init).",
             )

@@ -23,7 +23,7 @@ from ui import charts
 from ui import inside_figures as figs
 from ui.current_model import ModelView, current_model, model_caption, no_model_message
 from ui.data import current_dataset
-from ui.views import digit_image, live_area
+from ui.views import changing_choice, digit_image, live_area
 
 INSIDE_PAGE = "app_pages/inside.py"
 DRAWING_KEY = "inside_image"  # the Draw page's preprocessed drawing, (28, 28) uint8 or None
@@ -33,6 +33,8 @@ INDEX_PREF = "_inside_test_index"
 RESULT_KEY = "_inside_counterfactual"
 MAX_IMAGE_PIXELS = 16_000_000  # an upload's width x height, checked from its header
 TOP_UNITS = 8
+LATEST = -1  # the replay slider's value for "the newest epoch kept"
+RUNNER_UP = -1  # the rival and target boxes' value for "the runner-up, whichever it is"
 SOURCES = {
     "drawing": "My drawing (Draw page)",
     "test": "A test image",
@@ -420,18 +422,18 @@ def saliency_panel(model, batch, names, predicted: int) -> None:
 
 
 def contrast_panel(model, batch, names, predicted: int, runner_up: int, logits) -> None:
-    options = [None, *(c for c in range(len(names)) if c != predicted)]
-    ss = st.session_state
-    if ss.get("inside_rival") not in options:
-        ss["inside_rival"] = None
+    options = [RUNNER_UP, *(c for c in range(len(names)) if c != predicted)]
     st.subheader(f"Why {names[predicted]} rather than …")
-    rival = st.selectbox(
+    rival = changing_choice(
+        st.selectbox,
         "Rather than",
         options,
-        format_func=lambda c: f"{names[runner_up]} (the runner-up)" if c is None else names[c],
         key="inside_rival",
+        default=RUNNER_UP,
+        version=predicted,
+        format_func=lambda c: f"{names[runner_up]} (the runner-up)" if c == RUNNER_UP else names[c],
     )
-    rival = runner_up if rival is None else int(rival)
+    rival = runner_up if rival == RUNNER_UP else int(rival)
     heat = ex.contrast_gradient(model, batch, predicted, rival)[0]
     left, right = st.columns([3, 2])
     with left:
@@ -450,18 +452,19 @@ def contrast_panel(model, batch, names, predicted: int, runner_up: int, logits) 
 
 def counterfactual_panel(model, image, names, predicted: int, runner_up: int) -> None:
     ss = st.session_state
-    options = [None, *(c for c in range(len(names)) if c != predicted)]
-    if ss.get("inside_target") not in options:
-        ss["inside_target"] = None
+    options = [RUNNER_UP, *(c for c in range(len(names)) if c != predicted)]
     st.subheader("Make it a …")
     left, right = st.columns([1, 2])
-    target = left.selectbox(
+    target = changing_choice(
+        left.selectbox,
         "Target class",
         options,
-        format_func=lambda c: f"{names[runner_up]} (the runner-up)" if c is None else names[c],
         key="inside_target",
+        default=RUNNER_UP,
+        version=predicted,
+        format_func=lambda c: f"{names[runner_up]} (the runner-up)" if c == RUNNER_UP else names[c],
     )
-    target = runner_up if target is None else int(target)
+    target = runner_up if target == RUNNER_UP else int(target)
     key = (_digest(image), target)
     if left.button(f"Find the smallest change to make it a {names[target]}", key="inside_cf_go"):
         ss[RESULT_KEY] = (key, run_counterfactual(model, image, target))
@@ -536,9 +539,8 @@ def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | No
     models = {e: snapshots.model_at(e, run.model) for e in epochs}
     probs = np.stack([models[e].predict_proba(image[None])[0] for e in epochs])
     first, last = int(probs[0].argmax()), int(probs[-1].argmax())
-    ss = st.session_state
-    if ss.get("inside_replay_epoch") not in epochs:
-        ss["inside_replay_epoch"] = epochs[-1]
+    # LATEST (not the newest epoch's number) keeps following the run as epochs end.
+    options = [*epochs[:-1], LATEST]
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(
@@ -561,9 +563,16 @@ def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | No
             + (f" The image is labelled {names[true_class]}." if true_class is not None else "")
         )
     with right:
-        epoch = st.select_slider(
-            "The network at the end of epoch", epochs, key="inside_replay_epoch"
+        choice = changing_choice(
+            st.select_slider,
+            "The network at the end of epoch",
+            options,
+            key="inside_replay_epoch",
+            default=LATEST,
+            version=len(options),
+            format_func=lambda e: f"{epochs[-1]} (latest)" if e == LATEST else str(e),
         )
+        epoch = epochs[-1] if choice == LATEST else choice
         said = int(probs[epochs.index(epoch)].argmax())
         heat = ex.saliency(models[epoch], image[None], said, "gradient_x_input")[0]
         st.plotly_chart(

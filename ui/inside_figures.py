@@ -231,7 +231,7 @@ def probability_path_figure(
         title={"text": title, "font": {"size": 14}},
         height=height,
         margin={"l": 40, "r": 10, "t": 35, "b": 10},
-        xaxis_title=x_title,
+        xaxis={"title": x_title, "dtick": max(1, int((steps[-1] - steps[0]) // 8))},
         yaxis={"range": [0, 1], "tickformat": ".0%"},
         legend={"font": {"size": 10}, "orientation": "h", "y": -0.3, "title": {"text": "class"}},
     )

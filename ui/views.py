@@ -99,3 +99,21 @@ def digit_image(image: np.ndarray, factor: int = 4) -> np.ndarray:
     """A (H, W) uint8 image enlarged for ``st.image`` (nearest neighbour)."""
     image = np.asarray(image)
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def changing_choice(widget, label: str, options: list, key: str, default, version, **kwargs):
+    """A select box or select slider (``widget``, e.g. ``st.selectbox``) whose options
+    change between reruns: the epochs kept while a run trains, the classes other than a
+    prediction that changes.
+
+    The browser keeps such a widget's value as a position, so options that change under a
+    fixed key would move or blank the user's choice. The widget's key therefore follows
+    the options, ``{key}_{version}``, and the choice lives on in ``st.session_state[key]``
+    (``default`` when it is no longer offered).
+    """
+    ss = st.session_state
+    widget_key = f"{key}_{version}"
+    if widget_key not in ss:
+        ss[widget_key] = ss.get(key) if ss.get(key) in options else default
+    ss[key] = widget(label, options, key=widget_key, **kwargs)
+    return ss[key]

@@ -151,7 +151,7 @@ def test_a_lesson_link_restores_its_settings_and_offers_to_run_it(app):
 def test_hidden_space_replays_epochs_and_marks_mistakes(trained):
     at = trained
     open_network(at, "Hidden space")
-    replay = at.select_slider(key="hs_epoch")
+    replay = next(s for s in at.select_slider if s.key.startswith("hs_epoch_"))
     assert replay.options == ["epoch 0", "epoch 1", "epoch 2", "now"] and replay.value == "now"
     figure = charts(at)["hs_map"]
     names = [t["name"] for t in figure["data"]]
@@ -204,7 +204,7 @@ def test_hidden_space_computes_tsne_on_request_in_stages(trained, monkeypatch):
 
 def test_hidden_space_of_the_starter_model_has_no_replay(app):
     open_network(app, "Hidden space")
-    assert not [s for s in app.select_slider if s.key == "hs_epoch"]
+    assert not [s for s in app.select_slider if s.key.startswith("hs_epoch")]
     assert any("Replay over epochs comes with a network trained" in c.value for c in app.caption)
     app.selectbox(key="hs_layer").set_value(1).run()
     assert title(charts(app)["hs_map"]).startswith("Hidden layer 2: PCA, now")

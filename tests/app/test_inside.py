@@ -45,6 +45,11 @@ def values(field) -> np.ndarray:
     return np.asarray(field)
 
 
+def changing(widgets, key: str):
+    """The widget of ``ui.views.changing_choice`` named ``key`` (its key has a suffix)."""
+    return next(w for w in widgets if w.key and w.key.startswith(f"{key}_"))
+
+
 def warnings_text(at) -> list[str]:
     return [w.value for w in at.warning]
 
@@ -148,7 +153,7 @@ def test_an_image_sent_by_another_page_is_explained(app):
 def test_the_counterfactual_reaches_its_target_and_shows_before_change_after(app):
     open_inside(app)
     app.radio(key="inside_source").set_value("test").run()
-    app.selectbox(key="inside_target").set_value(None).run()
+    changing(app.selectbox, "inside_target").set_value(inside.RUNNER_UP).run()
     app.button(key="inside_cf_go").click().run()
     assert not app.exception, app.exception
     assert any(s.value.startswith("Reached: the network now says") for s in app.success)
@@ -166,7 +171,7 @@ def test_the_saliency_method_and_the_rival_can_be_chosen(app):
     assert not app.exception, app.exception
     assert chart_spec(app, "inside_saliency")["data"][1]["z"] != first
     assert any("blacked out" in c.value for c in app.caption)
-    app.selectbox(key="inside_rival").set_value(3).run()
+    changing(app.selectbox, "inside_rival").set_value(3).run()
     assert "rather than 3" in chart_spec(app, "inside_contrast")["layout"]["title"]["text"]
 
 
@@ -381,8 +386,9 @@ def test_the_replay_shows_this_image_at_the_end_of_every_epoch(app):
         got = [values(trace["y"])[epoch] for trace in path]
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     # The slider starts at the last epoch; epoch 0 is the untrained network.
-    assert app.select_slider(key="inside_replay_epoch").value == 3
-    app.select_slider(key="inside_replay_epoch").set_value(0).run()
+    assert changing(app.select_slider, "inside_replay_epoch").value == inside.LATEST
+    assert any(c.value.startswith("At the end of epoch 3 it said") for c in app.caption)
+    changing(app.select_slider, "inside_replay_epoch").set_value(0).run()
     said = int(np.argmax([values(trace["y"])[0] for trace in path]))
     assert any(c.value.startswith(f"At the end of epoch 0 it said {said} (") for c in app.caption)
     assert has_chart(app, "inside_replay_saliency")

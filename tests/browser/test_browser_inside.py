@@ -97,7 +97,7 @@ def test_the_saliency_method_changes_the_overlay(app):
 
 
 def test_make_it_the_runner_up(app):
-    box = app.main.locator(".st-key-inside_target input[role=combobox]")
+    box = app.main.locator("[class*=st-key-inside_target_] input[role=combobox]")
     runner_up = re.search(r"^(\d) \(the runner-up\)$", box.input_value()).group(1)
     button = app.main.locator(".st-key-inside_cf_go button")
     expect(button).to_have_text(f"Find the smallest change to make it a {runner_up}")
@@ -157,6 +157,47 @@ def test_an_empty_drawing_gets_one_sentence(app):
     ).to_be_visible()
 
 
+def _explained_from(app, page: str, true: str, predicted: str) -> None:
+    """The Inside page now shows a test image of class ``true`` predicted as ``predicted``,
+    sent by ``page``: its label, the network's answer, the layers and the saliency."""
+    expect(app.main.get_by_role("heading", name="Inside", exact=True)).to_be_visible()
+    shown = app.main.get_by_text(
+        re.compile(
+            rf"^Showing test image #\d+, a {true} predicted as {predicted} \(from {page}\)\.$"
+        )
+    )
+    expect(shown).to_be_visible()
+    heading = app.main.get_by_text(re.compile(r"Prediction: \d \(\d+%\)"))
+    expect(heading).to_contain_text(f"Prediction: {predicted} (")
+    app.wait_plots(
+        lambda ps: (
+            bool(_bars(ps, "inside_layer_0"))
+            and any(p["key"] == "inside_saliency" and len(p["traces"]) == 2 for p in ps)
+        )
+    )
+
+
+def test_a_mistake_clicked_on_the_mistakes_page_is_explained(app):
+    _go(app, "Mistakes")
+    # The first card's text and its button come first on the page.
+    first_card = app.main.get_by_text(re.compile(r"^true \d → predicted \d")).first
+    pair = re.search(r"true (\d) → predicted (\d)", first_card.inner_text())
+    assert pair, first_card.inner_text()
+    app.main.get_by_role("button", name="Look inside").first.click()
+    app.settle()
+    _explained_from(app, "Mistakes", *pair.groups())
+    app.screenshot("inside_mistake")
+
+
+def test_a_sample_of_a_confusion_cell_is_explained(app):
+    _go(app, "Evaluation")
+    true = app.main.locator(".st-key-cm_true input[role=combobox]").input_value()
+    predicted = app.main.locator(".st-key-cm_pred input[role=combobox]").input_value()
+    app.main.locator(".st-key-cm_inside_go button").click()
+    app.settle()
+    _explained_from(app, "Evaluation", true, predicted)
+
+
 def _probabilities(app) -> list[float]:
     bars = _bars(app.plots(key="inside_probs"), "inside_probs")
     return bars[0]["y"] if bars else []
@@ -188,3 +229,32 @@ def test_the_view_follows_the_network_while_it_trains(app):
         app.button("btn_stop").click()
     paused = app.main.get_by_text(re.compile(r"epoch [\d.]+ of 500, paused"))
     expect(paused).to_be_visible(timeout=30_000)
+
+
+def test_the_replay_shows_the_image_at_each_epoch(app):
+    app.select("cfg_subset", "2,000")
+    app.number("cfg_h0", 16)
+    app.expand("cfg_epochs")
+    app.number("cfg_epochs", 3)
+    app.button("btn_start").click()
+    progress = app.sidebar.locator("[data-testid=stProgress]")
+    expect(progress).to_contain_text("finished", timeout=120_000)
+    app.settle()
+    _source(app, "A test image")
+    plots = app.wait_plots(lambda ps: any(p["key"] == "inside_replay_path" for p in ps))
+    path = next(p for p in plots if p["key"] == "inside_replay_path")["traces"]
+    assert len(path) == 10 and path[0]["x"] == ["0", "1", "2", "3"]
+    for epoch in range(4):  # each epoch's probabilities sum to one
+        assert sum(t["y"][epoch] for t in path) == pytest.approx(1, abs=1e-3)
+    said = {e: max(range(10), key=lambda c: path[c]["y"][e]) for e in range(4)}
+    caption = app.main.get_by_text(re.compile(r"^At the end of epoch \d it said"))
+    expect(caption).to_contain_text(f"At the end of epoch 3 it said {said[3]} (")
+    thumb = app.main.locator("[class*=st-key-inside_replay_epoch_]").get_by_role("slider")
+    for _ in range(3):
+        thumb.focus()
+        app.page.keyboard.press("ArrowLeft")
+        app.settle()
+    expect(thumb).to_have_attribute("aria-valuetext", "0")  # from "3 (latest)"
+    expect(caption).to_contain_text(f"At the end of epoch 0 it said {said[0]} (")
+    app.main.locator(".st-key-inside_replay_path").scroll_into_view_if_needed()
+    app.screenshot("inside_replay")
