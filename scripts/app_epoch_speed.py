@@ -12,8 +12,9 @@ What it does, in order (``uptime`` printed before each step; the cores are share
    (Playwright): a tab opens the app with the same settings as a share link (the Fast
    preset, every training image), presses Start, waits for "finished", and downloads the
    run from the Runs page; per-epoch seconds come from that export (the trainer's own
-   clock, as the CLI's). Meanwhile a second tab loads the app now and then: the page time
-   while one training runs, against the same load with nothing training.
+   clock, as the CLI's). Before that, a tab loads the app again and again for 10 s with
+   nothing training, then for 10 s while another tab trains (the page time a visitor
+   sees beside one training).
 3. Two tabs press Start together: both runs' per-epoch seconds, against one alone.
 4. The CLI again, so load drifting during the run shows up.
 
@@ -33,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -169,41 +169,35 @@ def wait_training(tab: Tab, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-class PageTimer(threading.Thread):
-    """Loads the app in its own tab again and again; keeps each load's seconds (goto to
-    the first settled page, Start button visible)."""
-
-    def __init__(self, browser, url: str, shots: Path, pause: float = 1.0) -> None:
-        super().__init__(daemon=True)
-        self.browser, self.url, self.shots, self.pause = browser, url, shots, pause
-        self.seconds: list[float] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:  # its own Playwright: sync objects stay in their thread
-        from playwright.sync_api import sync_playwright
-
-        helpers = _conftest()
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=helpers.CHROMIUM, args=["--disable-gpu", "--disable-quic"]
-            )
-            context = browser.new_context(viewport=helpers.VIEWPORT)
-            app = helpers.App(context.new_page(), self.url, self.shots)
-            while not self.stop.is_set():
-                t0 = time.perf_counter()
-                app.open()
-                self.seconds.append(time.perf_counter() - t0)
-                self.stop.wait(self.pause)
-            browser.close()
+def page_loads(browser, url: str, shots: Path, seconds: float) -> list[float]:
+    """Open the app in a fresh tab again and again for ``seconds``; each load's seconds
+    (to the first settled page with its Start button)."""
+    helpers = _conftest()
+    context = browser.new_context(viewport=helpers.VIEWPORT)
+    app = helpers.App(context.new_page(), url, shots)
+    times: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        app.open()
+        times.append(time.perf_counter() - t0)
+        time.sleep(0.5)
+    context.close()
+    return times
 
 
-def page_loads(browser_url: str, shots: Path, seconds: float) -> list[float]:
-    timer = PageTimer(None, browser_url, shots)
-    timer.start()
-    time.sleep(seconds)
-    timer.stop.set()
-    timer.join(timeout=60)
-    return timer.seconds
+def pages_while_training(browser, url: str, shots: Path, seconds: float) -> list[float]:
+    """Page loads while a long run of the preset trains in another tab (then stopped)."""
+    tab = Tab(browser, url, shots, share_query(500))
+    tab.start()
+    wait_training(tab)
+    times = page_loads(browser, url, shots, seconds)
+    still = tab.status().startswith("training")
+    tab.app.button("btn_stop").click()
+    tab.close()
+    if not still:
+        raise RuntimeError("the run stopped before the page loads ended")
+    return times
 
 
 # ------------------------------------------------------------------------------ report
@@ -252,14 +246,12 @@ def main(argv: list[str] | None = None) -> dict:
                 executable_path=helpers.CHROMIUM, args=["--disable-gpu", "--disable-quic"]
             )
             if not args.no_pages:
-                note("pages idle")
-                out["pages_idle"] = page_loads(server.url, shots, 8.0)
+                note("pages")
+                out["pages_idle"] = page_loads(browser, server.url, shots, 10.0)
+                out["pages_training"] = pages_while_training(browser, server.url, shots, 10.0)
             note("app alone")
             tab = Tab(browser, server.url, shots, query)
             tab.start()
-            wait_training(tab)
-            if not args.no_pages:
-                out["pages_training"] = page_loads(server.url, shots, 6.0)
             wait_finished([tab], args.epochs, timeout=600)
             out["app"] = tab.download_run(Path(tmp))
             tab.close()
