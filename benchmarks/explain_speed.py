@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nn_core import PRESETS, Trainer
 from nn_core import explain as ex
 from nn_core.data import load_mnist
+from nn_core.hidden_space import SNAPSHOT_BUDGET_BYTES
 from ui import charts
 from ui import inside_figures as figs
 
@@ -72,6 +73,22 @@ def panels(model, images: np.ndarray) -> dict:
     def one(i):
         return images[i % len(images)][None]
 
+    # The replay panel: the image through every network kept at an epoch's end (as many
+    # as the snapshot budget holds for this architecture), then one saliency map.
+    kept = max(2, SNAPSHOT_BUDGET_BYTES // (model.n_params * 4))
+    rng = np.random.default_rng(0)
+    snapshots = [
+        (model.params + rng.normal(0, 0.01, model.n_params)).astype(np.float32) for _ in range(kept)
+    ]
+
+    def replay(i):
+        models = []
+        for params in snapshots:
+            models.append(model.copy())
+            models[-1].params[...] = params
+        probs = [m.predict_proba(one(i))[0] for m in models]
+        return ex.gradient_times_input(models[-1], one(i), int(np.argmax(probs[-1])))
+
     return {
         "activations": lambda i: ex.layer_activations(model, one(i)),
         "contributions": lambda i: ex.class_contributions(model, one(i), classes(i)[0]),
@@ -82,6 +99,7 @@ def panels(model, images: np.ndarray) -> dict:
         "gradient x input": lambda i: ex.gradient_times_input(model, one(i), classes(i)[0]),
         "occlusion (default)": lambda i: ex.occlusion_map(model, one(i), classes(i)[0]),
         "contrast": lambda i: ex.contrast_gradient(model, one(i), *classes(i)),
+        f"epoch replay ({kept} kept)": replay,
     }
 
 
