@@ -3,8 +3,8 @@
 A ``Trainer`` owns a network, its optimizer and the run's history. It advances one batch
 at a time (``step``), for a time budget (``run``) or to the end (``fit``), so a command
 line and a web page can drive it the same way. Training images stay uint8; each batch is
-gathered and scaled on the fly, so the float copy of the data set is never made (except
-for full-batch training, where one copy is reused every iteration).
+gathered and scaled on the fly, so the float copy of the data set is never made (full-batch
+training too converts a cache-sized chunk at a time: ``nn_core.full_batch``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from nn_core.augment import augment_batch
 from nn_core.config import TrainConfig
 from nn_core.data.split import stratified_split
 from nn_core.divergence import Divergence, DivergenceWatch, diagnose, layer_changes
+from nn_core.full_batch import FullBatch
 from nn_core.metrics import cross_entropy_from_logits
 from nn_core.network import MLP, layer_views
 from nn_core.optimizers import learning_rate, make_optimizer
@@ -28,7 +29,6 @@ from nn_core.optimizers import learning_rate, make_optimizer
 Callback = Callable[["Trainer", dict], bool | None]
 
 SNAPSHOT_BUDGET_BYTES = 64 * 1024**2
-FULL_BATCH_CHUNK = 4096
 PROBE_ROWS = 2000  # samples the end-of-training "one answer" test looks at
 
 
@@ -161,8 +161,8 @@ class Trainer:
         self._good_state = self._capture_state()  # the weights a divergence goes back to
         self._good_epoch = 0
         self._best: tuple[float, int, dict] | None = None  # val loss, epoch, state
-        self._full_batch_x: np.ndarray | None = None
-        self._val_prepared: np.ndarray | None = None
+        self._full_batch: FullBatch | None = None  # the training rows, chunk by chunk
+        self._val_batch: FullBatch | None = None  # the validation rows, for full batch
         batch = self.batch_size
         self._batch_u8 = np.empty((batch, self.x.shape[1]), self.x.dtype)
         self._batch_x = np.empty((batch, self.x.shape[1]), self.model.dtype)
@@ -237,10 +237,10 @@ class Trainer:
         return done
 
     def release_memory(self) -> None:
-        """Drop the caches that only speed up further training (full-batch float copies,
+        """Drop the caches that only speed up further training (full-batch chunk buffers,
         the network's work buffers); training can resume and rebuilds them."""
-        self._full_batch_x = None
-        self._val_prepared = None
+        self._full_batch = None
+        self._val_batch = None
         self.model.release_buffers()
 
     def release_optimizer_state(self) -> None:
@@ -262,15 +262,12 @@ class Trainer:
         if self._position == 0:
             self._order = self._epoch_order()
         idx = self._order[self._position : self._position + self.batch_size]
-        x, y = self._load_batch(idx)
         lr = self._current_lr()
         n = idx.shape[0]
         batch = self._position // self.batch_size + 1
         # Overflows are expected when a run diverges: the loss test below catches them.
         with np.errstate(over="ignore", invalid="ignore"):
-            loss, grads, correct = self.model.loss_and_gradient(
-                x, y, self.config.l2, self.config.dropout, self._dropout_rng
-            )
+            loss, grads, correct = self._loss_and_gradient(idx)
             if self._watch.loss_diverged(loss, n, self.epochs_done + 1, batch):
                 self._halt_diverged("loss", loss, batch)
                 return None
@@ -302,13 +299,13 @@ class Trainer:
         return _loss_and_accuracy(self.model.logits(x), y)
 
     def _evaluate_validation(self) -> tuple[float, float]:
-        if self._full_batch_x is None or self.y_val.shape[0] == 0:
+        if self._full_batch is None or self.y_val.shape[0] == 0:
             return self.evaluate(self.x_val, self.y_val)
-        # Full batch: an epoch is a single step, so validation runs as often as training.
-        # Keep its inputs converted too, instead of converting them again every epoch.
-        if self._val_prepared is None:
-            self._val_prepared = self._scaled_copy(self.x_val)
-        return _loss_and_accuracy(self.model.logits_prepared(self._val_prepared), self.y_val)
+        # Full batch: an epoch is a single step, so validation runs as often as training;
+        # it goes through the same chunked, threaded path.
+        if self._val_batch is None:
+            self._val_batch = FullBatch(self.model, self.x_val, np.arange(self.y_val.shape[0]))
+        return _loss_and_accuracy(self._val_batch.logits(), self.y_val)
 
     # ---------------------------------------------------------------- internals
     def _epoch_order(self) -> np.ndarray:
@@ -316,17 +313,27 @@ class Trainer:
             return self.train_idx
         return self._shuffle_rng.permutation(self.train_idx)
 
+    @property
+    def _augmenting(self) -> bool:
+        c = self.config
+        return c.augment_shift > 0 or c.augment_rotation > 0 or c.augment_elastic > 0
+
+    def _loss_and_gradient(self, idx: np.ndarray):
+        """``MLP.loss_and_gradient`` of the batch of rows ``idx`` (a ``BatchGradient``)."""
+        c = self.config
+        if idx.shape[0] == self.n_train and not self._augmenting:
+            if self._full_batch is None:
+                self._full_batch = FullBatch(self.model, self.x, idx, self.y[idx])
+            return self._full_batch.loss_and_gradient(c.l2, c.dropout, self._dropout_rng)
+        x, y = self._load_batch(idx)
+        return self.model.loss_and_gradient(x, y, c.l2, c.dropout, self._dropout_rng)
+
     def _load_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, n = self.config, idx.shape[0]
-        augmenting = c.augment_shift > 0 or c.augment_rotation > 0 or c.augment_elastic > 0
-        if n == self.n_train and not augmenting:
-            if self._full_batch_x is None:
-                self._full_batch_x = self._scaled_copy(self.x, idx)
-            return self._full_batch_x, self.y[idx]
         # The indices are the Trainer's own, all valid: mode="clip" skips the bounds
         # check, which with ``out`` gathers through a temporary copy (2x slower).
         raw = np.take(self.x, idx, axis=0, out=self._batch_u8[:n], mode="clip")
-        if augmenting:
+        if self._augmenting:
             if self.image_shape is None:
                 raise ValueError("augmentation needs image-shaped inputs (n, H, W)")
             images = augment_batch(
@@ -339,18 +346,6 @@ class Trainer:
             )
             raw = images.reshape(n, -1)
         return self.model.scale_inputs(raw, self._batch_x[:n]), self.y[idx]
-
-    def _scaled_copy(self, x: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-        """The float inputs of rows ``idx`` of ``x`` (all rows by default), gathered and
-        scaled a chunk at a time so that no uint8 copy of the whole set is made on the way
-        (peak memory)."""
-        if idx is None:
-            idx = np.arange(x.shape[0])
-        out = np.empty((idx.shape[0], x.shape[1]), self.model.dtype)
-        for start in range(0, idx.shape[0], FULL_BATCH_CHUNK):
-            rows = idx[start : start + FULL_BATCH_CHUNK]
-            self.model.scale_inputs(x[rows], out[start : start + FULL_BATCH_CHUNK])
-        return out
 
     def _current_lr(self) -> float:
         c = self.config

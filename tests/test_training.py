@@ -197,9 +197,9 @@ def test_finished_full_batch_run_frees_its_float_copies_and_can_continue():
     x, y = blobs()
     trainer = Trainer(small(optimizer="gd", batch_size=0, lr=0.5, epochs=3), x, y)
     trainer.run(max_batches=1)
-    assert trainer._full_batch_x is not None and trainer.model._buffers is not None
+    assert trainer._full_batch is not None
     trainer.fit()
-    assert trainer._full_batch_x is None and trainer._val_prepared is None
+    assert trainer._full_batch is None and trainer._val_batch is None
     assert trainer.model._buffers is None
     straight = Trainer(small(optimizer="gd", batch_size=0, lr=0.5, epochs=5), x, y)
     straight.fit()

@@ -1,0 +1,219 @@
+"""Full-batch training from the stored pixels, one cache-sized chunk of rows at a time.
+
+A full-batch step reads every training image twice: once for ``Z[1] = X W[1]`` and once
+for ``dW[1] = Xᵀ dZ[1]``. On the notebook's 784-10-10 network these two products have 10
+columns, so the step is bound by reading ``X`` from memory, not by arithmetic. Here the
+rows go through the network ``GRADIENT_CHUNK`` at a time: each chunk is gathered from the
+stored pixels (uint8, a quarter of float32's bytes), converted and scaled into a buffer
+that stays in the core's L2 cache, and pushed through the forward and the backward pass
+before the next one. No float copy of the data set is made (on full MNIST that copy was
+188 MB).
+
+The chunks are dealt to ``LANES`` lanes (chunk ``i`` to lane ``i % LANES``), each with its
+own work arrays and running sums. When the process's BLAS may use several threads, the
+lanes run in parallel, one thread each, and every product inside them is single-threaded:
+a product of 1,024 x 784 by 784 x 10 is too small for two BLAS threads to share well, and
+two BLAS threads beside another busy process wait on each other (measured 3-10x slower
+here). The lanes' sums are added in lane order, so the numbers do not depend on how many
+threads ran them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from nn_core.network import GRADIENT_CHUNK, MLP, BatchGradient, GradientLane
+
+LANES = 2
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+class FullBatch:
+    """The rows ``rows`` of the stored inputs ``x``, served to a network a chunk at a time.
+
+    Parameters
+    ----------
+    model : MLP
+    x : ndarray of shape (n_all, n_inputs)
+        The stored inputs (usually uint8 pixels), scaled by the network on the way.
+    rows : ndarray of int, shape (n,)
+        Which rows of ``x`` make the batch, in this order.
+    y : ndarray of shape (n,), optional
+        Their labels (needed for ``loss_and_gradient``).
+    chunk : int
+        Rows per chunk.
+    """
+
+    def __init__(
+        self,
+        model: MLP,
+        x: np.ndarray,
+        rows: np.ndarray,
+        y: np.ndarray | None = None,
+        chunk: int = GRADIENT_CHUNK,
+    ) -> None:
+        self.model = model
+        self.x = x
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.y = None if y is None else np.asarray(y, dtype=np.int64)
+        self.n = self.rows.shape[0]
+        self.chunk = int(chunk)
+        # rows 0 .. n-1 in order (no validation split): chunks are slices, not gathers
+        self._contiguous = self.n == 0 or bool(
+            self.rows[0] == 0 and self.rows[-1] == self.n - 1 and np.all(np.diff(self.rows) == 1)
+        )
+        n_inputs = x.shape[1]
+        size = min(self.chunk, max(self.n, 1))
+        self._raw = [np.empty((size, n_inputs), x.dtype) for _ in range(LANES)]
+        self._inputs = [np.empty((size, n_inputs), model.dtype) for _ in range(LANES)]
+        self._lanes: list[GradientLane] | None = None
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n // self.chunk)
+
+    def loss_and_gradient(
+        self, l2: float = 0.0, dropout: float = 0.0, rng: np.random.Generator | None = None
+    ) -> BatchGradient:
+        """The batch's loss and gradient (into ``model.grads``), as
+        ``MLP.loss_and_gradient`` would give them for the prepared rows at once."""
+        if self.y is None:
+            raise ValueError("this FullBatch has no labels: pass y to compute a gradient")
+        if self._lanes is None:
+            self._lanes = [GradientLane(self.model, self.chunk) for _ in range(LANES)]
+        for lane in self._lanes:
+            lane.reset()
+        # dropout draws its masks from one generator, in chunk order: no threads then
+        self._run_lanes(self._gradient_lane, parallel=dropout == 0, dropout=dropout, rng=rng)
+        grads = self.model.grads
+        grads[...] = self._lanes[0].total
+        for lane in self._lanes[1:]:
+            grads += lane.total
+        loss = sum(lane.loss for lane in self._lanes)
+        n_correct = sum(lane.n_correct for lane in self._lanes)
+        return BatchGradient(self.model.add_l2(loss, l2), grads, n_correct)
+
+    def logits(self) -> np.ndarray:
+        """The output layer's pre-activations ``Z[L]`` of every row, shape (n, n_classes)."""
+        out = np.empty((self.n, self.model.sizes[-1]), self.model.dtype)
+        self._run_lanes(self._logits_lane, parallel=True, out=out)
+        return out
+
+    def release(self) -> None:
+        """Drop the lanes' gradient work arrays (allocated again when needed)."""
+        self._lanes = None
+
+    # ------------------------------------------------------------------ internals
+    def _run_lanes(self, work, parallel: bool, **kwargs) -> None:
+        """Run ``work(lane, **kwargs)`` for every lane: in threads when allowed and the
+        BLAS may use several, else one after the other in chunk order."""
+        threads = min(LANES, _blas.threads()) if parallel and self.n_chunks > 1 else 1
+        if threads == 1:
+            for index in range(self.n_chunks):
+                work(index % LANES, chunks=(index,), **kwargs)
+            return
+        errors = np.geterr()  # np.errstate is per thread: carry the caller's to the lanes
+
+        def lane_job(lane: int) -> None:
+            with np.errstate(**errors):
+                work(lane, chunks=range(lane, self.n_chunks, LANES), **kwargs)
+
+        with _blas.single_threaded():
+            others = [_executor().submit(lane_job, lane) for lane in range(1, LANES)]
+            try:
+                lane_job(0)
+            finally:
+                for future in others:
+                    future.result()
+
+    def _gradient_lane(
+        self, lane: int, chunks, dropout: float, rng: np.random.Generator | None
+    ) -> None:
+        for index in chunks:
+            start, stop = self._bounds(index)
+            x = self._prepared(lane, start, stop)
+            self.model.add_chunk_gradient(
+                x, self.y[start:stop], self.n, self._lanes[lane], dropout, rng
+            )
+
+    def _logits_lane(self, lane: int, chunks, out: np.ndarray) -> None:
+        for index in chunks:
+            start, stop = self._bounds(index)
+            out[start:stop] = self.model.logits_prepared(self._prepared(lane, start, stop))
+
+    def _bounds(self, index: int) -> tuple[int, int]:
+        start = index * self.chunk
+        return start, min(start + self.chunk, self.n)
+
+    def _prepared(self, lane: int, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the batch, converted and scaled into ``lane``'s buffer."""
+        m = stop - start
+        if self._contiguous:
+            raw = self.x[start:stop]
+        else:
+            # the indices are the caller's own, all valid: mode="clip" skips the bounds
+            # check, which with ``out`` gathers through a temporary copy
+            raw = np.take(
+                self.x, self.rows[start:stop], axis=0, out=self._raw[lane][:m], mode="clip"
+            )
+        return self.model.scale_inputs(raw, self._inputs[lane][:m])
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The threads that run lanes 1.. (lane 0 runs on the caller's), made on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(LANES - 1, thread_name_prefix="nn_core-lane")
+        return _pool
+
+
+class _BlasThreads:
+    """Reads and sets the thread count of the BLAS libraries loaded in this process."""
+
+    def __init__(self) -> None:
+        self._libraries: list | None = None
+        self._lock = threading.Lock()
+        self._single_depth = 0
+        self._restore: list[int] = []
+
+    def _libs(self) -> list:
+        if self._libraries is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        return self._libraries
+
+    def threads(self) -> int:
+        """The largest thread count a loaded BLAS may use now (1 when none is found)."""
+        counts = [lib.get_num_threads() for lib in self._libs()]
+        return max([c for c in counts if c] or [1])
+
+    @contextlib.contextmanager
+    def single_threaded(self) -> Iterator[None]:
+        """One BLAS thread inside; the counts found on entry are put back on exit."""
+        with self._lock:
+            if self._single_depth == 0:
+                self._restore = [lib.get_num_threads() for lib in self._libs()]
+                for lib in self._libs():
+                    lib.set_num_threads(1)
+            self._single_depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._single_depth -= 1
+                if self._single_depth == 0:
+                    for lib, count in zip(self._libs(), self._restore):
+                        if lib.get_num_threads() == 1:  # unless someone set a count since
+                            lib.set_num_threads(count)
+
+
+_blas = _BlasThreads()
