@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nn_core import PRESETS, Trainer
 from nn_core import explain as ex
 from nn_core.data import load_mnist
-from nn_core.hidden_space import SNAPSHOT_BUDGET_BYTES
+from nn_core.hidden_space import SNAPSHOT_BUDGET_BYTES, NetworkSnapshots
 from ui import charts
 from ui import inside_figures as figs
 
@@ -77,17 +77,16 @@ def panels(model, images: np.ndarray) -> dict:
     # as the snapshot budget holds for this architecture), then one saliency map.
     kept = max(2, SNAPSHOT_BUDGET_BYTES // (model.n_params * 4))
     rng = np.random.default_rng(0)
-    snapshots = [
-        (model.params + rng.normal(0, 0.01, model.n_params)).astype(np.float32) for _ in range(kept)
-    ]
+    snapshots = NetworkSnapshots.__new__(NetworkSnapshots)
+    snapshots.kept = {
+        e: (model.params + rng.normal(0, 0.01, model.n_params)).astype(np.float32)
+        for e in range(kept)
+    }
 
     def replay(i):
-        models = []
-        for params in snapshots:
-            models.append(model.copy())
-            models[-1].params[...] = params
-        probs = [m.predict_proba(one(i))[0] for m in models]
-        return ex.gradient_times_input(models[-1], one(i), int(np.argmax(probs[-1])))
+        epochs, probs = snapshots.probabilities(model, one(i))
+        then = snapshots.model_at(epochs[-1], model)
+        return ex.gradient_times_input(then, one(i), int(np.argmax(probs[-1, 0])))
 
     return {
         "activations": lambda i: ex.layer_activations(model, one(i)),

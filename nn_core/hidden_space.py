@@ -127,6 +127,34 @@ class NetworkSnapshots:
     def epochs(self) -> list[int]:
         return sorted(self.kept)
 
+    def probabilities(self, like: MLP, x: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Class probabilities of ``x`` by the network kept at each epoch.
+
+        One network is refilled per epoch (no copy of each), which keeps a replay of a
+        large network quick.
+
+        Parameters
+        ----------
+        like : MLP
+            A network of the kept architecture (its weights are not used or changed).
+        x : ndarray of shape (n_samples, ...)
+            Images as ``like`` reads them.
+
+        Returns
+        -------
+        epochs : list of int
+            The kept epochs, in order.
+        probs : ndarray of shape (n_epochs, n_samples, n_classes)
+        """
+        kept = self.kept  # replaced, never changed, by the training thread
+        epochs = sorted(kept)
+        model = like.copy()
+        probs = np.empty((len(epochs), x.shape[0], model.sizes[-1]), model.dtype)
+        for i, epoch in enumerate(epochs):
+            model.params[...] = kept[epoch]
+            probs[i] = model.predict_proba(x)
+        return epochs, probs
+
     def model_at(self, epoch: int, like: MLP) -> MLP:
         """A network like ``like`` with the weights kept for ``epoch``."""
         model = like.copy()

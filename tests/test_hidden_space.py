@@ -145,6 +145,14 @@ def test_snapshots_hold_the_weights_at_the_end_of_each_epoch():
         model = snapshots.model_at(epoch, trainer.model)
         np.testing.assert_array_equal(model.params, params)
     assert snapshots.nbytes == 6 * trainer.model.params.size * 4
+    x = trainer.x[:7]
+    epochs, probs = snapshots.probabilities(trainer.model, x)
+    assert epochs == [0, 1, 2, 3, 4, 5] and probs.shape == (6, 7, 3)
+    for i, epoch in enumerate(epochs):
+        expected = snapshots.model_at(epoch, trainer.model).predict_proba(x)
+        np.testing.assert_array_equal(probs[i], expected)
+    assert not np.array_equal(probs[0], probs[-1])
+    np.testing.assert_array_equal(trainer.model.params, seen[5])  # untouched
 
 
 def test_snapshots_are_thinned_to_the_budget_keeping_the_first_and_last():

@@ -532,12 +532,11 @@ def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | No
         )
         return
     snapshots = run.watch.snapshots
-    epochs = snapshots.epochs()
+    epochs, probs = snapshots.probabilities(run.model, image[None])
     if len(epochs) < 2:
         st.caption("The replay starts when the first epoch ends.")
         return
-    models = {e: snapshots.model_at(e, run.model) for e in epochs}
-    probs = np.stack([models[e].predict_proba(image[None])[0] for e in epochs])
+    probs = probs[:, 0].astype(np.float64)
     first, last = int(probs[0].argmax()), int(probs[-1].argmax())
     # LATEST (not the newest epoch's number) keeps following the run as epochs end.
     options = [*epochs[:-1], LATEST]
@@ -574,7 +573,8 @@ def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | No
         )
         epoch = epochs[-1] if choice == LATEST else choice
         said = int(probs[epochs.index(epoch)].argmax())
-        heat = ex.saliency(models[epoch], image[None], said, "gradient_x_input")[0]
+        then = snapshots.model_at(epoch, run.model)
+        heat = ex.saliency(then, image[None], said, "gradient_x_input")[0]
         st.plotly_chart(
             figs.overlay_figure(image, heat, f"Epoch {epoch}: {names[said]}"),
             key="inside_replay_saliency",
