@@ -313,12 +313,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     saved model. The metrics JSON is described in ``metrics_document``.
     """
     config = resolve_config(args)
-    if args.train_subset is not None and args.train_subset < 2:
-        raise UsageError(f"--train-subset must be at least 2, got {args.train_subset}")
+    if args.train_subset is not None and args.train_subset != 0 and args.train_subset < 2:
+        raise UsageError(f"--train-subset must be 0 (all) or at least 2, got {args.train_subset}")
     check_output(args.out, "model", args.force)
     check_output(args.metrics_json, "metrics", args.force)
     dataset = _load_dataset(args.data, args.test_fraction)
-    if args.train_subset is not None:
+    if args.train_subset:  # None or 0: all
         dataset = dataset.subset(args.train_subset, seed=config.seed)
     trainer = _new_trainer(config, dataset)
     with CtrlC(trainer) as ctrl_c:  # covers the first save: a Ctrl-C then waits for the file

@@ -242,6 +242,20 @@ def test_hidden_none_trains_softmax_regression(tmp_path):
     assert document["val_accuracy"] is None  # no validation split: NaN becomes null
 
 
+def test_train_subset_zero_means_all_images_as_the_help_says(tmp_path):
+    metrics = tmp_path / "m.json"
+    result = run(
+        "train", "--hidden", "none", "--epochs", "1", "--train-subset", "0", "--quiet",
+        "--metrics-json", metrics,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(metrics.read_text())
+    assert document["n_train"] + document["n_val"] == 60_000
+    refused = run("train", "--train-subset", "1", "--quiet")
+    assert_one_line_error(refused, 2)
+    assert "0 (all) or at least 2" in refused.stderr
+
+
 def test_preset_is_overridden_by_flags(tmp_path):
     metrics = tmp_path / "m.json"
     result = run(
