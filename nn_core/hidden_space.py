@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from nn_core.data.dataset import stratified_subset
-from nn_core.network import MLP, PREDICT_CHUNK
+from nn_core.network import MLP
 from nn_core.training import Callbacks, Trainer
+from nn_core.unit_views import layer_responses
 
 SAMPLE_SIZE = 2000
 SNAPSHOT_BUDGET_BYTES = 32 * 1024**2
@@ -67,14 +68,7 @@ def hidden_representation(model: MLP, images: np.ndarray, layer: int) -> np.ndar
     """
     if not 0 <= layer < model.n_layers - 1:
         raise ValueError(f"hidden layer must be in 0..{model.n_layers - 2}, got {layer}")
-    n = images.shape[0]
-    out = np.empty((n, model.sizes[layer + 1]), np.float64)
-    for start in range(0, n, PREDICT_CHUNK):
-        chunk = model.prepare_inputs(images[start : start + PREDICT_CHUNK])
-        with np.errstate(over="ignore", invalid="ignore"):
-            _, post = model.forward_prepared(chunk, return_all=True)
-        out[start : start + PREDICT_CHUNK] = post[layer]
-    return out
+    return layer_responses(model, images, layer, activated=True).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- snapshots

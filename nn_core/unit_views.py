@@ -59,8 +59,11 @@ def check_unit(model: MLP, layer: int, unit: int) -> None:
         raise ValueError(f"layer {layer} has units 0..{width - 1}, got {unit}")
 
 
-def layer_responses(model: MLP, images: np.ndarray, layer: int) -> np.ndarray:
-    """Every unit's pre-activation in ``layer`` for each image, computed in chunks.
+def layer_responses(
+    model: MLP, images: np.ndarray, layer: int, activated: bool = False
+) -> np.ndarray:
+    """Every unit's pre-activation (or, with ``activated``, activation) in ``layer`` for
+    each image, computed in chunks.
 
     Parameters
     ----------
@@ -68,6 +71,8 @@ def layer_responses(model: MLP, images: np.ndarray, layer: int) -> np.ndarray:
     images : ndarray of shape (n, H, W) or (n, n_inputs)
         Raw, as the network receives them.
     layer : int
+    activated : bool
+        Return the activations ``A`` instead of the pre-activations ``Z``.
 
     Returns
     -------
@@ -79,8 +84,8 @@ def layer_responses(model: MLP, images: np.ndarray, layer: int) -> np.ndarray:
     for start in range(0, n, PREDICT_CHUNK):
         chunk = model.prepare_inputs(images[start : start + PREDICT_CHUNK])
         with np.errstate(over="ignore", invalid="ignore"):
-            pre, _ = model.forward_prepared(chunk, return_all=True)
-        out[start : start + PREDICT_CHUNK] = pre[layer]
+            pre, post = model.forward_prepared(chunk, return_all=True)
+        out[start : start + PREDICT_CHUNK] = (post if activated else pre)[layer]
     return out
 
 

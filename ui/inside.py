@@ -421,19 +421,24 @@ def saliency_panel(model, batch, names, predicted: int) -> None:
         )
 
 
-def contrast_panel(model, batch, names, predicted: int, runner_up: int, logits) -> None:
-    options = [RUNNER_UP, *(c for c in range(len(names)) if c != predicted)]
-    st.subheader(f"Why {names[predicted]} rather than …")
-    rival = changing_choice(
-        st.selectbox,
-        "Rather than",
-        options,
-        key="inside_rival",
+def other_class(container, label: str, key: str, names, predicted: int, runner_up: int) -> int:
+    """A class other than the prediction, chosen in a box; "the runner-up" by default,
+    which follows the runner-up as the network changes."""
+    choice = changing_choice(
+        container.selectbox,
+        label,
+        [RUNNER_UP, *(c for c in range(len(names)) if c != predicted)],
+        key=key,
         default=RUNNER_UP,
         version=predicted,
         format_func=lambda c: f"{names[runner_up]} (the runner-up)" if c == RUNNER_UP else names[c],
     )
-    rival = runner_up if rival == RUNNER_UP else int(rival)
+    return runner_up if choice == RUNNER_UP else int(choice)
+
+
+def contrast_panel(model, batch, names, predicted: int, runner_up: int, logits) -> None:
+    st.subheader(f"Why {names[predicted]} rather than …")
+    rival = other_class(st, "Rather than", "inside_rival", names, predicted, runner_up)
     heat = ex.contrast_gradient(model, batch, predicted, rival)[0]
     left, right = st.columns([3, 2])
     with left:
@@ -452,19 +457,9 @@ def contrast_panel(model, batch, names, predicted: int, runner_up: int, logits) 
 
 def counterfactual_panel(model, image, names, predicted: int, runner_up: int) -> None:
     ss = st.session_state
-    options = [RUNNER_UP, *(c for c in range(len(names)) if c != predicted)]
     st.subheader("Make it a …")
     left, right = st.columns([1, 2])
-    target = changing_choice(
-        left.selectbox,
-        "Target class",
-        options,
-        key="inside_target",
-        default=RUNNER_UP,
-        version=predicted,
-        format_func=lambda c: f"{names[runner_up]} (the runner-up)" if c == RUNNER_UP else names[c],
-    )
-    target = runner_up if target == RUNNER_UP else int(target)
+    target = other_class(left, "Target class", "inside_target", names, predicted, runner_up)
     key = (_digest(image), target)
     if left.button(f"Find the smallest change to make it a {names[target]}", key="inside_cf_go"):
         ss[RESULT_KEY] = (key, run_counterfactual(model, image, target))
