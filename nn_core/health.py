@@ -36,6 +36,7 @@ import numpy as np
 
 from nn_core.activations import ACTIVATIONS
 from nn_core.hidden_space import SNAPSHOT_BUDGET_BYTES, NetworkSnapshots, sample_rows
+from nn_core.metrics import cross_entropy_from_logits
 from nn_core.network import MLP
 from nn_core.training import Callbacks, Trainer
 
@@ -170,10 +171,9 @@ def probe_statistics(model: MLP, x: np.ndarray, y: np.ndarray) -> ProbeStats:
     m = x.shape[0]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         pre, post = model.forward_prepared(x, return_all=True)
-        probs = post[-1]
-        true = probs[np.arange(m), y]
-        loss = float(-np.mean(np.log(np.maximum(true, np.finfo(probs.dtype).tiny))))
-        delta = probs  # dZ[L] = (Y_hat - Y) / m, written over the probabilities
+        # The loss from the logits (pre[-1]): finite however confident a mistake is.
+        loss = float(np.mean(cross_entropy_from_logits(pre[-1], y)))
+        delta = post[-1]  # dZ[L] = (Y_hat - Y) / m, written over the probabilities
         delta[np.arange(m), y] -= 1
         delta /= m
         backward = ACTIVATIONS[model.activation][1]

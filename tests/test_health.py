@@ -51,6 +51,18 @@ def test_probe_gradient_matches_finite_differences(activation):
     assert stats.loss == pytest.approx(-np.mean(np.log(probs[np.arange(len(y)), y])), rel=1e-12)
 
 
+def test_probe_loss_stays_finite_for_a_confident_mistake():
+    model = small_model()
+    x, y = small_data()
+    model.weights[-1] *= 1e4  # probabilities of 0 (in float) for some true classes
+    stats = hl.probe_statistics(model, model.prepare_inputs(x), y)
+    logits = model.logits(x).astype(np.float64)
+    expected = np.mean(np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))
+                       + logits.max(1) - logits[np.arange(len(y)), y])  # fmt: skip
+    assert np.isfinite(stats.loss) and stats.loss == pytest.approx(expected, rel=1e-6)
+    assert stats.loss > 100
+
+
 def test_probe_pass_leaves_the_training_buffers_alone():
     model = small_model()
     x, y = small_data()
