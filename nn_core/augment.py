@@ -285,7 +285,7 @@ def augment_batch(
     max_shift: int = 0,
     max_degrees: float = 0.0,
     elastic_alpha: float = 0.0,
-    elastic_sigma: float = 5.0,
+    elastic_sigma: float = 6.0,
 ) -> np.ndarray:
     """Distort (if ``elastic_alpha``), rotate (if ``max_degrees``), then shift (if
     ``max_shift``) a batch of images.

@@ -161,7 +161,7 @@ def test_augment_batch_applies_elastic_then_the_rest_seeded():
     a = augment_batch(x, np.random.default_rng(5), 2, 10.0, 34.0, 5.0)
     b = augment_batch(x, np.random.default_rng(5), 2, 10.0, 34.0, 5.0)
     np.testing.assert_array_equal(a, b)
-    elastic_only = augment_batch(x, np.random.default_rng(5), elastic_alpha=34.0)
+    elastic_only = augment_batch(x, np.random.default_rng(5), elastic_alpha=34.0, elastic_sigma=5.0)
     np.testing.assert_array_equal(
         elastic_only, random_elastic(x, 34.0, 5.0, np.random.default_rng(5))
     )
