@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from nn_core.network import GRADIENT_CHUNK, MLP, BatchGradient, GradientLane
+from nn_core.network import GRADIENT_CHUNK, MLP, BatchGradient, GradientLane, layer_views
 
 LANES = 2
 
@@ -58,13 +58,18 @@ class FullBatch:
         rows: np.ndarray,
         y: np.ndarray | None = None,
         chunk: int = GRADIENT_CHUNK,
+        compact: bool = False,
     ) -> None:
         self.model = model
-        self.x = x
         self.rows = np.asarray(rows, dtype=np.int64)
         self.y = None if y is None else np.asarray(y, dtype=np.int64)
         self.n = self.rows.shape[0]
         self.chunk = int(chunk)
+        self._net, self._param_map = model, None
+        if compact:
+            x, self._net, self._param_map = _compact(model, x, self.rows, self.chunk)
+            self.rows = np.arange(self.n)
+        self.x = x
         # rows 0 .. n-1 in order (no validation split): chunks are slices, not gathers
         self._contiguous = self.n == 0 or bool(
             self.rows[0] == 0 and self.rows[-1] == self.n - 1 and np.all(np.diff(self.rows) == 1)
@@ -87,22 +92,25 @@ class FullBatch:
         if self.y is None:
             raise ValueError("this FullBatch has no labels: pass y to compute a gradient")
         if self._lanes is None:
-            self._lanes = [GradientLane(self.model, self.chunk) for _ in range(LANES)]
+            self._lanes = [GradientLane(self._net, self.chunk) for _ in range(LANES)]
         for lane in self._lanes:
             lane.reset()
+        self._sync_weights()
         # dropout draws its masks from one generator, in chunk order: no threads then
         self._run_lanes(self._gradient_lane, parallel=dropout == 0, dropout=dropout, rng=rng)
-        grads = self.model.grads
+        grads = self._net.grads
         grads[...] = self._lanes[0].total
         for lane in self._lanes[1:]:
             grads += lane.total
+        self._scatter_gradient()
         loss = sum(lane.loss for lane in self._lanes)
         n_correct = sum(lane.n_correct for lane in self._lanes)
-        return BatchGradient(self.model.add_l2(loss, l2), grads, n_correct)
+        return BatchGradient(self.model.add_l2(loss, l2), self.model.grads, n_correct)
 
     def logits(self) -> np.ndarray:
         """The output layer's pre-activations ``Z[L]`` of every row, shape (n, n_classes)."""
         out = np.empty((self.n, self.model.sizes[-1]), self.model.dtype)
+        self._sync_weights()
         self._run_lanes(self._logits_lane, parallel=True, out=out)
         return out
 
@@ -111,6 +119,26 @@ class FullBatch:
         self._lanes = None
 
     # ------------------------------------------------------------------ internals
+    def _sync_weights(self) -> None:
+        """Copy the network's weights into the compact network (the input scale folded
+        into the first layer's weights: ``(s X) W = X (s W)``, within float rounding)."""
+        if self._param_map is None:
+            return
+        np.take(self.model.params, self._param_map, out=self._net.params)
+        if self.model.input_scale != 1.0:
+            self._net.weights[0] *= self.model.dtype.type(self.model.input_scale)
+
+    def _scatter_gradient(self) -> None:
+        """Put the compact network's gradient back in the network's layout: the dropped
+        inputs are zero in every row, so their weights' gradient is zero."""
+        if self._param_map is None:
+            return
+        grads = self.model.grads
+        grads[...] = 0
+        grads[self._param_map] = self._net.grads
+        if self.model.input_scale != 1.0:
+            self.model.weight_grads[0] *= self.model.dtype.type(self.model.input_scale)
+
     def _run_lanes(self, work, parallel: bool, **kwargs) -> None:
         """Run ``work(lane, **kwargs)`` for every lane: in threads when allowed and the
         BLAS may use several, else one after the other in chunk order."""
@@ -139,14 +167,14 @@ class FullBatch:
         for index in chunks:
             start, stop = self._bounds(index)
             x = self._prepared(lane, start, stop)
-            self.model.add_chunk_gradient(
+            self._net.add_chunk_gradient(
                 x, self.y[start:stop], self.n, self._lanes[lane], dropout, rng
             )
 
     def _logits_lane(self, lane: int, chunks, out: np.ndarray) -> None:
         for index in chunks:
             start, stop = self._bounds(index)
-            out[start:stop] = self.model.logits_prepared(self._prepared(lane, start, stop))
+            out[start:stop] = self._net.logits_prepared(self._prepared(lane, start, stop))
 
     def _bounds(self, index: int) -> tuple[int, int]:
         start = index * self.chunk
@@ -163,7 +191,49 @@ class FullBatch:
             raw = np.take(
                 self.x, self.rows[start:stop], axis=0, out=self._raw[lane][:m], mode="clip"
             )
-        return self.model.scale_inputs(raw, self._inputs[lane][:m])
+        return self._net.scale_inputs(raw, self._inputs[lane][:m])
+
+
+def _compact(model: MLP, x: np.ndarray, rows: np.ndarray, chunk: int):
+    """The rows ``rows`` of ``x`` in one contiguous array without the inputs that are
+    zero in all of them (MNIST's border pixels: 67 of 784), in the stored dtype; a network
+    of that input width that takes unscaled inputs; and where each of its parameters is in
+    ``model.params``.
+
+    Returns
+    -------
+    compact_x : ndarray of shape (n, n_kept), x.dtype
+    net : MLP
+        Sizes ``(n_kept, *hidden, n_classes)``, ``input_scale`` 1 (the scale goes into
+        its first-layer weights, ``FullBatch._sync_weights``).
+    param_map : ndarray of int, shape (net.n_params,)
+    """
+    used = np.zeros(x.shape[1], dtype=bool)
+    for start in range(0, rows.shape[0], chunk):
+        used |= np.take(x, rows[start : start + chunk], axis=0).any(axis=0)
+    kept = np.flatnonzero(used)
+    if kept.shape[0] == 0:
+        kept = np.arange(1)  # an all-zero batch still needs an input layer
+    compact_x = np.empty((rows.shape[0], kept.shape[0]), x.dtype)
+    for start in range(0, rows.shape[0], chunk):
+        block = np.take(x, rows[start : start + chunk], axis=0)
+        np.take(block, kept, axis=1, out=compact_x[start : start + chunk])
+    net = MLP(
+        kept.shape[0],
+        model.sizes[1:-1],
+        model.sizes[-1],
+        activation=model.activation,
+        init=model.init,
+        dtype=model.dtype.name,
+        input_scale=1.0,
+    )
+    index = np.arange(model.n_params)
+    weights, biases = layer_views(index, model.sizes)
+    parts = []
+    for layer, (weight, bias) in enumerate(zip(weights, biases)):
+        parts.append((weight[kept] if layer == 0 else weight).ravel())
+        parts.append(bias)
+    return compact_x, net, np.concatenate(parts)
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -146,7 +146,9 @@ def training_memory(
     chunked = full_batch and not augmenting
     if chunked:
         # no float copy: each lane converts a chunk of rows at a time (training, validation)
+        # from a compact copy of the training rows (nn_core.full_batch)
         data += 2 * LANES * min(n_train, GRADIENT_CHUNK) * n_inputs * (input_itemsize + itemsize)
+        data += n_train * n_inputs * input_itemsize
     else:
         data += batch * n_inputs * (input_itemsize + itemsize)
     if augmenting:

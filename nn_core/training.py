@@ -323,7 +323,7 @@ class Trainer:
         c = self.config
         if idx.shape[0] == self.n_train and not self._augmenting:
             if self._full_batch is None:
-                self._full_batch = FullBatch(self.model, self.x, idx, self.y[idx])
+                self._full_batch = FullBatch(self.model, self.x, idx, self.y[idx], compact=True)
             return self._full_batch.loss_and_gradient(c.l2, c.dropout, self._dropout_rng)
         x, y = self._load_batch(idx)
         return self.model.loss_and_gradient(x, y, c.l2, c.dropout, self._dropout_rng)

@@ -13,10 +13,12 @@ from tests.gradcheck import relative_error
 
 
 def pixels(n=203, d=30, k=5, seed=0):
-    """uint8 'images', 80% zeros like MNIST, with labels that depend on them."""
+    """uint8 'images', 80% zeros like MNIST (two inputs always 0, like its border pixels),
+    with labels that depend on them."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, d)).astype(np.uint8)
     x[rng.random((n, d)) < 0.8] = 0
+    x[:, [k + 1, d - 1]] = 0
     y = (x[:, :k].argmax(axis=1) + rng.integers(0, 2, n)) % k
     return x, y
 
@@ -37,12 +39,14 @@ def threads(request, monkeypatch):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("gathered", [False, True], ids=["all rows", "a subset of rows"])
-def test_gradient_matches_the_dense_pass(threads, dtype, gathered):
+@pytest.mark.parametrize("compact", [False, True], ids=["as stored", "compacted"])
+def test_gradient_matches_the_dense_pass(threads, dtype, gathered, compact):
     x, y = pixels()
     rows = np.flatnonzero(np.arange(x.shape[0]) % 3 != 1) if gathered else np.arange(x.shape[0])
     model = MLP(x.shape[1], (9, 6), 5, dtype=dtype, seed=3)
     loss, grads = dense_loss_and_gradient(model, x, rows, y, l2=0.01)
-    batch = FullBatch(model, x, rows, y[rows], chunk=16)  # 9 or 13 chunks, the last ragged
+    # 9 or 13 chunks, the last ragged
+    batch = FullBatch(model, x, rows, y[rows], chunk=16, compact=compact)
     got = batch.loss_and_gradient(l2=0.01)
     tolerance = 1e-13 if dtype == "float64" else 2e-6
     assert got.loss == pytest.approx(loss, rel=tolerance)
@@ -51,11 +55,12 @@ def test_gradient_matches_the_dense_pass(threads, dtype, gathered):
     assert got.n_correct == int(np.count_nonzero(predicted == y[rows]))
 
 
-def test_gradient_matches_finite_differences():
+@pytest.mark.parametrize("compact", [False, True], ids=["as stored", "compacted"])
+def test_gradient_matches_finite_differences(compact):
     x, y = pixels(n=41, d=8, k=3)
     rows = np.arange(0, 41, 2)
     model = MLP(8, (5,), 3, dtype="float64", seed=1, activation="tanh")
-    batch = FullBatch(model, x, rows, y[rows], chunk=4)
+    batch = FullBatch(model, x, rows, y[rows], chunk=4, compact=compact)
     analytic = batch.loss_and_gradient(l2=0.1).grads.copy()
     numeric = np.zeros_like(analytic)
     eps = 1e-6
@@ -83,11 +88,12 @@ def test_one_thread_and_two_give_the_same_numbers(monkeypatch):
     assert results[0][2] == results[1][2]
 
 
-def test_logits_match_the_networks_own(threads):
+@pytest.mark.parametrize("compact", [False, True], ids=["as stored", "compacted"])
+def test_logits_match_the_networks_own(threads, compact):
     x, _ = pixels(n=150)
     model = MLP(x.shape[1], (7,), 5, seed=2)
     rows = np.arange(10, 150, 3)
-    got = FullBatch(model, x, rows, chunk=8).logits()
+    got = FullBatch(model, x, rows, chunk=8, compact=compact).logits()
     np.testing.assert_allclose(got, model.logits(x[rows]), rtol=1e-6, atol=1e-6)
 
 
@@ -136,6 +142,21 @@ def test_lanes_keep_the_callers_floating_point_error_settings(threads):
         with np.errstate(over="ignore", invalid="ignore"):
             got = batch.loss_and_gradient()
     assert not np.isfinite(got.loss)
+
+
+def test_compacting_drops_only_the_inputs_that_are_zero_in_every_row():
+    x, y = pixels(n=100, d=12, k=3)
+    x[:, 0] = 0
+    x[57, 0] = 9  # one row in the batch has it: kept
+    x[3, 5] = 0
+    model = MLP(12, (4,), 3, seed=0)
+    batch = FullBatch(model, x, np.arange(100), y, compact=True)
+    assert batch.x.shape == (100, 10)  # inputs 4 and 11 (k + 1, d - 1) are always 0
+    got = batch.loss_and_gradient(l2=0.5)
+    # a dropped input's weights get only the L2 term's gradient
+    np.testing.assert_allclose(
+        got.grads[: 12 * 4].reshape(12, 4)[[4, 11]], 0.5 * model.weights[0][[4, 11]]
+    )
 
 
 def test_the_blas_thread_count_is_put_back():
