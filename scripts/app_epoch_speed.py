@@ -153,11 +153,22 @@ class Tab:
 
 
 def wait_finished(tabs: list[Tab], epochs: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    """Until every tab's run has finished its ``epochs``; progress every 10 s."""
+    start = shown = time.monotonic()
     done = f"finished: epoch {epochs} of {epochs}"
-    while not all(t.status().startswith(done) for t in tabs):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not finished after {timeout:g} s: {[t.status() for t in tabs]}")
+    while True:
+        statuses = [t.status() for t in tabs]
+        if all(s.startswith(done) for s in statuses):
+            return
+        now = time.monotonic()
+        ended = not any(s.startswith(("training", "queued")) for s in statuses)
+        if ended and now - start > 60:  # a minute for the clicks to land
+            raise RuntimeError(f"the runs ended early: {statuses}")
+        if now - start > timeout:
+            raise RuntimeError(f"not finished after {timeout:g} s: {statuses}")
+        if now - shown > 10:
+            print(f"  {now - start:4.0f} s: {statuses}", flush=True)
+            shown = now
         time.sleep(0.5)
 
 
