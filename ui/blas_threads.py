@@ -3,7 +3,9 @@
 OpenBLAS keeps one thread count for the whole process (``openblas_set_num_threads``; its
 "local" variant is process-wide too in pthreads builds). Changing it while another thread
 is inside a product is safe: a call reads the count once, when it starts, and splits its
-work for that many threads; the thread pool itself never grows past its size at load.
+work for that many threads, and within the pool's size (never exceeded here) setting it
+only writes one integer (OpenBLAS ``driver/others/blas_server.c``, ``goto_set_num_threads``;
+tests/app/test_blas_threads.py flips it under two multiplying threads).
 
 The policy (``DIGITLAB_BLAS_THREADS`` unset or 0):
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 # OpenBLAS reads these at load; a user who set one has chosen the pool's size.
 _POOL_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
@@ -57,18 +59,22 @@ def threads_for(active: int, cores: int, fixed: int = 0) -> int:
     return max(1, cores // active)
 
 
-def _openblas_setter() -> Callable[[int], None]:
-    """Set the thread count of every BLAS library loaded in this process (threadpoolctl)."""
-    from threadpoolctl import ThreadpoolController
+class OpenBlasCount:
+    """The thread count of every BLAS library loaded in this process (threadpoolctl)."""
 
-    libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    def __init__(self) -> None:
+        from threadpoolctl import ThreadpoolController
 
-    def set_threads(n: int) -> None:
-        for library in libraries:
-            if library.get_num_threads() != n:
-                library.set_num_threads(n)
+        self.libraries = ThreadpoolController().select(user_api="blas").lib_controllers
 
-    return set_threads
+    def get(self) -> int | None:
+        """The count, or None when the libraries disagree (or none is loaded)."""
+        counts = {library.get_num_threads() for library in self.libraries}
+        return counts.pop() if len(counts) == 1 else None
+
+    def set(self, n: int) -> None:
+        for library in self.libraries:
+            library.set_num_threads(n)
 
 
 class BlasThreads:
@@ -80,16 +86,16 @@ class BlasThreads:
         Cores to share (default ``available_cores()``).
     fixed : int
         A count to keep whatever runs (``DIGITLAB_BLAS_THREADS``); 0 follows the policy.
-    setter : callable, optional
-        ``setter(n)`` applies a count (default: every loaded BLAS, via threadpoolctl).
+    count : object, optional
+        What reads (``get()``) and sets (``set(n)``) the count; default ``OpenBlasCount``.
+        The count is read before each change is applied, so a count that other code
+        changed meanwhile (``threadpool_limits`` elsewhere) is put right at the next one.
     """
 
-    def __init__(
-        self, cores: int | None = None, fixed: int = 0, setter: Callable[[int], None] | None = None
-    ) -> None:
+    def __init__(self, cores: int | None = None, fixed: int = 0, count=None) -> None:
         self.cores = max(1, int(cores if cores is not None else available_cores()))
         self.fixed = max(0, int(fixed))
-        self._setter = setter
+        self._count = count
         self._lock = threading.Lock()
         self._active: frozenset[int] = frozenset()
         self._several: set[int] = set()  # trainings that asked for several threads
@@ -136,11 +142,10 @@ class BlasThreads:
 
     def _apply(self) -> None:
         n = self._wanted()
-        if n == self.current:
-            return
-        if self._setter is None:
-            self._setter = _openblas_setter()
-        self._setter(n)
+        if self._count is None:
+            self._count = OpenBlasCount()
+        if self._count.get() != n:
+            self._count.set(n)
         self.current = n
 
 

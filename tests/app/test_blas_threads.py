@@ -20,18 +20,23 @@ from ui.runner import TrainingGate, TrainingRun
 
 
 class Recorder:
-    """A setter that keeps every count applied, in order."""
+    """A stand-in for OpenBLAS's count that keeps every count set, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: int = 2) -> None:
+        self.value = start
         self.applied: list[int] = []
 
-    def __call__(self, n: int) -> None:
+    def get(self) -> int:
+        return self.value
+
+    def set(self, n: int) -> None:
+        self.value = n
         self.applied.append(n)
 
 
-def policy(cores: int = 2, fixed: int = 0) -> tuple[BlasThreads, Recorder]:
-    record = Recorder()
-    return BlasThreads(cores=cores, fixed=fixed, setter=record), record
+def policy(cores: int = 2, fixed: int = 0, start: int = 2) -> tuple[BlasThreads, Recorder]:
+    record = Recorder(start)
+    return BlasThreads(cores=cores, fixed=fixed, count=record), record
 
 
 def tiny_dataset(n: int = 400, side: int = 8) -> Dataset:
@@ -158,6 +163,16 @@ def test_a_training_gets_several_threads_only_while_it_asks_and_runs():
     gate.release(8)
 
 
+def test_a_count_changed_behind_the_policy_is_put_right_at_the_next_change():
+    blas, record = policy(cores=2)
+    gate = TrainingGate(capacity=2, blas=blas)
+    assert enter(gate, 1) == 2
+    assert enter(gate, 2) == 1
+    record.value = 2  # e.g. a threadpool_limits block elsewhere put back what it found
+    assert blas.ask_several(2, True) == 1  # the next chunk's ask
+    assert record.value == 1 and record.applied == [1, 2, 1, 1]
+
+
 def test_a_queued_run_leaving_the_line_changes_nothing():
     blas, record = policy(cores=2)
     gate = TrainingGate(capacity=1, max_waiting=2, blas=blas)
@@ -170,7 +185,7 @@ def test_a_queued_run_leaving_the_line_changes_nothing():
 
 
 def test_the_override_ignores_the_trainings():
-    blas, record = policy(cores=2, fixed=2)
+    blas, record = policy(cores=2, fixed=2, start=1)
     gate = TrainingGate(capacity=2, blas=blas)
     blas.configure(2)
     assert gate.acquire(1, lambda: False)  # one that does not ask: the override still wins
