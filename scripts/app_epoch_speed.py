@@ -19,7 +19,9 @@ What it does, in order (``uptime`` printed before each step; the cores are share
 4. The CLI again, so load drifting during the run shows up.
 
 ``--blas-threads N`` starts the server with ``DIGITLAB_BLAS_THREADS=N`` (default: unset,
-the server follows its trainings, ``ui/blas_threads.py``). Prints figures and ratios only
+the server follows its trainings, ``ui/blas_threads.py``); ``--training-nice 0`` with
+``DIGITLAB_TRAINING_NICE=0`` (trainings at the CLI's priority: on a shared machine the
+default nice 10 yields to every other process). Prints figures and ratios only
 (no pass/fail); ``--json FILE`` keeps them. Needs /usr/bin/chromium and Playwright
 (requirements-dev.txt).
 """
@@ -92,7 +94,7 @@ def cli_epochs(epochs: int, threads: int | None = None, nice: int = 0) -> list[f
 class Server:
     """``streamlit run streamlit_app.py`` on a free port, until ``close``."""
 
-    def __init__(self, blas_threads: int | None, log: Path) -> None:
+    def __init__(self, blas_threads: int | None, log: Path, nice: int | None = None) -> None:
         helpers = _conftest()
         self.port = helpers._free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -100,6 +102,8 @@ class Server:
         env.pop("DIGITLAB_BLAS_THREADS", None)
         if blas_threads is not None:
             env["DIGITLAB_BLAS_THREADS"] = str(blas_threads)
+        if nice is not None:  # 0: the trainings at the CLI's priority
+            env["DIGITLAB_TRAINING_NICE"] = str(nice)
         self._log = log.open("wb")
         cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py"]
         cmd += ["--server.headless", "true", "--server.port", str(self.port)]
@@ -225,6 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--blas-threads", type=int, default=None, help="DIGITLAB_BLAS_THREADS")
+    parser.add_argument(
+        "--training-nice", type=int, default=None, help="DIGITLAB_TRAINING_NICE (0: none)"
+    )
     parser.add_argument("--no-concurrent", action="store_true", help="skip the two-run step")
     parser.add_argument("--no-pages", action="store_true", help="skip the page-load timing")
     parser.add_argument("--json", type=Path, default=None)
@@ -232,6 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     out: dict = {"epochs": args.epochs, "blas_threads": args.blas_threads, "uptime": []}
+    out["training_nice"] = args.training_nice
 
     def note(step: str) -> None:
         line = uptime()
@@ -241,7 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     note("cli")
     out["cli"] = cli_epochs(args.epochs)
     out["cli_1thread"] = cli_epochs(args.epochs, threads=1)
-    out["cli_nice"] = cli_epochs(args.epochs, nice=get_limits().training_nice)
+    nice = get_limits().training_nice if args.training_nice is None else args.training_nice
+    out["cli_nice"] = cli_epochs(args.epochs, nice=nice)
     print(f"CLI epochs (s), all cores: {fmt(out['cli'])}; one thread: {fmt(out['cli_1thread'])}")
     print(f"CLI epochs (s), all cores at the app's nice level: {fmt(out['cli_nice'])}")
 
@@ -249,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
     shots = ROOT / "artifacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     log = ROOT / "artifacts" / "app-epoch-speed-server.log"
-    server = Server(args.blas_threads, log)
+    server = Server(args.blas_threads, log, nice=args.training_nice)
     helpers = _conftest()
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
