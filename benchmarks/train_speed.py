@@ -87,6 +87,27 @@ def epoch_orders(n: int, epochs: int) -> list[np.ndarray]:
 
 
 # --------------------------------------------------------------------------- children
+class EpochClock:
+    """Wall and CPU seconds (every thread of the process) of each timed epoch. CPU time
+    moves less than wall time when other work shares the cores."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def stop(self, epochs: int = 1) -> None:
+        wall = time.perf_counter() - self._wall
+        cpu = time.process_time() - self._cpu
+        self.wall += [wall / epochs] * epochs
+        self.cpu += [cpu / epochs] * epochs
+
+    def result(self, accuracy: float) -> dict:
+        return {"epoch_seconds": self.wall, "epoch_cpu_seconds": self.cpu, "accuracy": accuracy}
+
+
 def run_nn_core(hidden, mode, epochs, data) -> dict:
     from nn_core import TrainConfig, Trainer
 
@@ -101,13 +122,13 @@ def run_nn_core(hidden, mode, epochs, data) -> dict:
         )
     config = config.replace(val_fraction=0.0, seed=SEED)
     trainer = Trainer(config, x_train, y_train)
-    times = []
+    clock = EpochClock()
     for _ in range(epochs):
-        start = time.perf_counter()
+        clock.start()
         trainer.run(max_batches=trainer.batches_per_epoch)
-        times.append(time.perf_counter() - start)
+        clock.stop()
     accuracy = float(np.mean(trainer.model.predict(x_test) == y_test))
-    return {"epoch_seconds": times, "accuracy": accuracy}
+    return clock.result(accuracy)
 
 
 def run_torch(hidden, mode, epochs, data) -> dict:
@@ -132,9 +153,9 @@ def run_torch(hidden, mode, epochs, data) -> dict:
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=LR)
         orders = [torch.from_numpy(o) for o in epoch_orders(x.shape[0], epochs)]
-    times = []
+    clock = EpochClock()
     for order in orders:
-        start = time.perf_counter()
+        clock.start()
         if order is None:
             batches = [(x, y)]
         else:
@@ -147,10 +168,10 @@ def run_torch(hidden, mode, epochs, data) -> dict:
             loss = loss_fn(model(xb), yb)
             loss.backward()
             optimizer.step()
-        times.append(time.perf_counter() - start)
+        clock.stop()
     with torch.no_grad():
         pred = model(torch.from_numpy(scaled(x_test))).argmax(dim=1).numpy()
-    return {"epoch_seconds": times, "accuracy": float(np.mean(pred == y_test))}
+    return clock.result(float(np.mean(pred == y_test)))
 
 
 def _sklearn_model(hidden, mode, epochs):
@@ -185,20 +206,19 @@ def run_sklearn(hidden, mode, epochs, data, partial: bool) -> dict:
     x_train, y_train, x_test, y_test = data
     x, x_te = scaled(x_train), scaled(x_test)
     model = _sklearn_model(hidden, mode, epochs)
+    clock = EpochClock()
     if partial:
-        times = []
         for _ in range(epochs):
-            start = time.perf_counter()
+            clock.start()
             model.partial_fit(x, y_train, classes=np.arange(10))
-            times.append(time.perf_counter() - start)
+            clock.stop()
     else:
-        start = time.perf_counter()
+        clock.start()
         model.fit(x, y_train)
-        total = time.perf_counter() - start
+        clock.stop(epochs)
         if model.n_iter_ != epochs:
             raise RuntimeError(f"scikit-learn ran {model.n_iter_} epochs, not {epochs}")
-        times = [total / epochs] * epochs
-    return {"epoch_seconds": times, "accuracy": float(np.mean(model.predict(x_te) == y_test))}
+    return clock.result(float(np.mean(model.predict(x_te) == y_test)))
 
 
 def run_gemm(hidden, mode, epochs, data) -> dict:
@@ -232,13 +252,13 @@ def run_gemm(hidden, mode, epochs, data) -> dict:
             if i:
                 np.matmul(deltas[i][:rows], weights[i].T, out=deltas[i - 1][:rows])
 
-    times = []
+    clock = EpochClock()
     for _ in range(epochs):
-        start = time.perf_counter()
+        clock.start()
         for rows in batch_sizes:
             one_step(rows)
-        times.append(time.perf_counter() - start)
-    return {"epoch_seconds": times, "accuracy": float("nan")}
+        clock.stop()
+    return clock.result(float("nan"))
 
 
 def run_gemm_full_batch(hidden, epochs, data) -> dict:
@@ -275,13 +295,13 @@ def run_gemm_full_batch(hidden, epochs, data) -> dict:
                 if i:
                     np.matmul(deltas[i][:rows], weights[i].T, out=deltas[i - 1][:rows])
 
-    times = []
+    clock = EpochClock()
     with ThreadPoolExecutor(LANES) as pool, threadpool_limits(1, "blas"):
         for _ in range(epochs):
-            start = time.perf_counter()
+            clock.start()
             list(pool.map(lane, range(LANES)))
-            times.append(time.perf_counter() - start)
-    return {"epoch_seconds": times, "accuracy": float("nan")}
+            clock.stop()
+    return clock.result(float("nan"))
 
 
 def child_main(impl: str, arch: str, epochs: int) -> None:
@@ -405,16 +425,23 @@ def report(results: dict, args: argparse.Namespace) -> None:
             if mode == "fullbatch"
             else f"Adam lr {LR}, batch {BATCH}, {n} epochs"
         )
-        print(f"{arch} ({what}), medians of {args.rounds} rounds, {unit[mode]}:")
-        med, per_round = {}, {}
+        print(
+            f"{arch} ({what}), medians of {args.rounds} rounds, {unit[mode]} "
+            "(wall; CPU: of every thread)"
+        )
+        med, per_round, cpu = {}, {}, {}
         for impl, runs in by_impl.items():
             per_round[impl] = [statistics.median(r["epoch_seconds"]) for r in runs]
+            cpu[impl] = [statistics.median(r["epoch_cpu_seconds"]) for r in runs]
             seconds = statistics.median(per_round[impl])
             acc = statistics.median(r["accuracy"] for r in runs)
             peak = statistics.median(r["peak_mib"] for r in runs)
             med[impl] = seconds
             peak_text = "" if impl == "gemm" else f"peak {peak:5.0f} MiB"
-            print(f"  {impl:20s} {seconds:8.4f}   test acc {fmt(acc, 4):>6s}   {peak_text}")
+            print(
+                f"  {impl:20s} {seconds:8.4f}   CPU {statistics.median(cpu[impl]):8.4f}   "
+                f"test acc {fmt(acc, 4):>6s}   {peak_text}"
+            )
         ours = med.get("nn_core")
         if ours:
             for other, label in (
@@ -424,7 +451,11 @@ def report(results: dict, args: argparse.Namespace) -> None:
             ):
                 if other in med:
                     spread = round_ratios(per_round["nn_core"], per_round[other])
-                    print(f"  nn_core / {label}: {ours / med[other]:.2f}{spread}")
+                    cpu_ratio = statistics.median(cpu["nn_core"]) / statistics.median(cpu[other])
+                    print(
+                        f"  nn_core / {label}: {ours / med[other]:.2f}{spread}; "
+                        f"CPU seconds {cpu_ratio:.2f}{round_ratios(cpu['nn_core'], cpu[other])}"
+                    )
             if "gemm" in med:
                 spread = round_ratios(per_round["nn_core"], per_round["gemm"])
                 print(f"  nn_core / GEMM bound: {ours / med['gemm']:.2f}x{spread}")
