@@ -19,10 +19,10 @@ What it does, in order (``uptime`` printed before each step; the cores are share
 4. The CLI again, so load drifting during the run shows up.
 
 ``--blas-threads N`` starts the server with ``DIGITLAB_BLAS_THREADS=N`` (default: unset,
-the server follows its trainings, ``ui/blas_threads.py``); ``--training-nice 0`` with
-``DIGITLAB_TRAINING_NICE=0`` (trainings at the CLI's priority: on a shared machine the
-default nice 10 yields to every other process). Prints figures and ratios only
-(no pass/fail); ``--json FILE`` keeps them. Needs /usr/bin/chromium and Playwright
+the server follows its trainings, ``ui/blas_threads.py``); ``--training-nice 1`` with
+``DIGITLAB_TRAINING_NICE=1``, the lowest it takes (trainings at about the CLI's priority:
+on a shared machine the default nice 10 yields to every other process). Prints figures
+and ratios only (no pass/fail); ``--json FILE`` keeps them. Needs /usr/bin/chromium and Playwright
 (requirements-dev.txt).
 """
 
@@ -102,7 +102,7 @@ class Server:
         env.pop("DIGITLAB_BLAS_THREADS", None)
         if blas_threads is not None:
             env["DIGITLAB_BLAS_THREADS"] = str(blas_threads)
-        if nice is not None:  # 0: the trainings at the CLI's priority
+        if nice is not None:  # 1: the trainings at about the CLI's priority
             env["DIGITLAB_TRAINING_NICE"] = str(nice)
         self._log = log.open("wb")
         cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py"]
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--blas-threads", type=int, default=None, help="DIGITLAB_BLAS_THREADS")
     parser.add_argument(
-        "--training-nice", type=int, default=None, help="DIGITLAB_TRAINING_NICE (0: none)"
+        "--training-nice", type=int, default=None, help="DIGITLAB_TRAINING_NICE (1-19)"
     )
     parser.add_argument("--no-concurrent", action="store_true", help="skip the two-run step")
     parser.add_argument("--no-pages", action="store_true", help="skip the page-load timing")
