@@ -18,6 +18,10 @@ What it does, in order (``uptime`` printed before each step; the cores are share
 3. Two tabs press Start together: both runs' per-epoch seconds, against one alone.
 4. The CLI again, so load drifting during the run shows up.
 
+``--policies SECONDS`` instead compares the thread policies without server or browser:
+``TrainingRun``s of the preset in this process, one alone and two at once, with the count
+fixed at 1, at 2, and following the trainings, interleaved over two rounds.
+
 ``--blas-threads N`` starts the server with ``DIGITLAB_BLAS_THREADS=N`` (default: unset,
 the server follows its trainings, ``ui/blas_threads.py``); ``--training-nice 1`` with
 ``DIGITLAB_TRAINING_NICE=1``, the lowest it takes (trainings at about the CLI's priority:
@@ -215,6 +219,40 @@ def pages_while_training(browser, url: str, shots: Path, seconds: float) -> list
     return times
 
 
+# ------------------------------------------------------------------- the policies alone
+def policies_in_process(seconds: float, rounds: int) -> dict[str, list[float]]:
+    """Batches per second of the preset in ``TrainingRun``s on this process's own gate,
+    one alone and two at once, under a fixed count of 1, of 2, and the policy (0),
+    interleaved: the BLAS policy with no server, browser or page in the way."""
+    from nn_core.data import load_mnist
+    from ui.blas_threads import BlasThreads
+    from ui.runner import TrainingGate, TrainingRun
+
+    data = load_mnist()
+    config = PRESETS[PRESET].replace(epochs=10_000)
+    rates: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for fixed in (1, 2, 0):
+            name = f"fixed {fixed}" if fixed else "policy"
+            for n_runs in (1, 2):
+                blas = BlasThreads(fixed=fixed)
+                blas.configure(fixed)
+                gate = TrainingGate(2, blas=blas)
+                runs = [TrainingRun(config, data, gate, max_seconds=seconds) for _ in range(n_runs)]
+                t0 = time.perf_counter()
+                for run in runs:
+                    run.start()
+                for run in runs:
+                    run._thread.join()
+                wall = time.perf_counter() - t0
+                key = f"{name}, {'alone' if n_runs == 1 else 'each of 2'}"
+                batches = [len(run.trainer.history.batch_loss) / wall for run in runs]
+                rates.setdefault(key, []).extend(batches)
+                print(f"  {key:22s} {', '.join(f'{b:.0f}' for b in batches)} batches/s "
+                      f"({uptime().split('load average: ')[1]})", flush=True)  # fmt: skip
+    return rates
+
+
 # ------------------------------------------------------------------------------ report
 def fmt(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
@@ -235,7 +273,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-concurrent", action="store_true", help="skip the two-run step")
     parser.add_argument("--no-pages", action="store_true", help="skip the page-load timing")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--policies", type=float, default=0, metavar="SECONDS",
+        help="only compare the thread policies in this process, SECONDS per training",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.policies:
+        print(f"[policies] {uptime()}")
+        rates = policies_in_process(args.policies, rounds=2)
+        print("Median batches/s: " + "; ".join(f"{k} {typical(v):.0f}" for k, v in rates.items()))
+        if args.json:
+            args.json.write_text(json.dumps(rates, indent=1))
+        return rates
     from playwright.sync_api import sync_playwright
 
     out: dict = {"epochs": args.epochs, "blas_threads": args.blas_threads, "uptime": []}
