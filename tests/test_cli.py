@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -70,6 +71,18 @@ class Running:
             if line.startswith(prefix):
                 return line
         raise AssertionError(f"no line starting {prefix!r}; stdout so far: {self.stdout}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the child has used (Linux: /proc/PID/stat)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_for_cpu_seconds(self, seconds: float, timeout: float = 300) -> None:
+        """Wait until the child has used ``seconds`` more CPU time than now."""
+        start, deadline = self.cpu_seconds(), time.monotonic() + timeout
+        while self.cpu_seconds() - start < seconds:
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.stdout
+            time.sleep(0.05)
 
     def ctrl_c(self) -> tuple[int, str]:
         """Send SIGINT; return (exit status, stderr)."""
@@ -279,9 +292,9 @@ def test_ctrl_c_while_training_saves_the_model_and_exits_130(tmp_path):
         "--out", model, "--metrics-json", metrics,
     )  # fmt: skip
     running.wait_for_line("Training ")
-    # ~15 ms an epoch here, 30 s in all: after 1 s some epochs are done and many are not,
-    # on a quiet machine (where 400 epochs of 500 images ended before the Ctrl-C) or a busy one.
-    time.sleep(1.0)
+    # ~15 ms of CPU an epoch here, 30 s in all: after 1 s of the child's CPU time some epochs
+    # are done and many are not, however busy the machine (wall time would not say).
+    running.wait_for_cpu_seconds(1.0)
     status, stderr = running.ctrl_c()
     assert status == 130, stderr
     assert "Traceback" not in stderr
