@@ -21,6 +21,7 @@ threads ran them.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ LANES = 2
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0  # the process that made the pool: a forked child has no thread behind it
 
 
 class FullBatch:
@@ -238,10 +240,11 @@ def _compact(model: MLP, x: np.ndarray, rows: np.ndarray, chunk: int):
 
 def _executor() -> ThreadPoolExecutor:
     """The threads that run lanes 1.. (lane 0 runs on the caller's), made on first use."""
-    global _pool
+    global _pool, _pool_pid
     with _pool_lock:
-        if _pool is None:
+        if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(LANES - 1, thread_name_prefix="nn_core-lane")
+            _pool_pid = os.getpid()
         return _pool
 
 

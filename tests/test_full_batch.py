@@ -171,3 +171,23 @@ def test_a_batch_without_labels_says_so():
     x, _ = pixels(n=20)
     with pytest.raises(ValueError, match="no labels"):
         FullBatch(MLP(x.shape[1], (4,), 5), x, np.arange(20)).loss_and_gradient()
+
+
+def test_a_forked_child_gets_lane_threads_of_its_own(threads):
+    """A process forked after a full-batch step (multiprocessing's fork) inherits the pool
+    object but not its thread: the child must make its own instead of waiting forever."""
+    import multiprocessing
+
+    x, y = pixels(n=300)
+    model = MLP(x.shape[1], (10,), 5)
+    FullBatch(model, x, np.arange(300), y, chunk=32).loss_and_gradient()
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        loss = pool.apply_async(_child_loss, (x, y, threads)).get(timeout=30)
+    assert np.isfinite(loss)
+
+
+def _child_loss(x, y, threads):
+    full_batch._blas.threads = lambda: threads
+    model = MLP(x.shape[1], (10,), 5)
+    return FullBatch(model, x, np.arange(300), y, chunk=32).loss_and_gradient().loss
