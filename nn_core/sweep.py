@@ -667,18 +667,40 @@ def _run_dask(
     distributed = import_distributed()
     tag = uuid.uuid4().hex[:12]
     futures: dict[Any, SweepRun] = {}
+    attempts: dict[int, int] = {}
+
+    def submit(run: SweepRun, data_future: Any) -> Any:
+        # The Events that tell a lost run from a new one are named by ``key``, whatever the
+        # attempt; each attempt is a new task.
+        key = f"digitlab-run-{tag}-{run.index}"
+        attempts[run.index] = attempts.get(run.index, 0) + 1
+        future = client.submit(
+            _dask_task, train, run, data_future, blas_threads, max_seconds, key,
+            key=f"{key}-{attempts[run.index]}", pure=False, retries=0,
+        )  # fmt: skip
+        futures[future] = run
+        return future
+
     try:
         # Every worker gets the data once; each task refers to it by its key.
         [data_future] = client.scatter([data], broadcast=True, hash=False)
-        for run in runs:
-            key = f"digitlab-run-{tag}-{run.index}"
-            future = client.submit(
-                _dask_task, train, run, data_future, blas_threads, max_seconds, key,
-                key=key, pure=False, retries=0,
-            )  # fmt: skip
-            futures[future] = run
-        for future in distributed.as_completed(list(futures), loop=client.loop):
-            yield _dask_result(future, futures[future], data)
+        completed = distributed.as_completed(
+            [submit(run, data_future) for run in runs], loop=client.loop
+        )
+        for future in completed:
+            run = futures[future]
+            result, lost = _dask_result(future, run, data)
+            if lost and attempts[run.index] == 1:
+                # Cancelled by the cluster, or finished on a worker that died before its
+                # result was fetched. When the scattered data died with the only worker that
+                # held it, send it again. The second attempt trains the run again, with the
+                # same numbers, unless it had started and not finished on the dead worker:
+                # then it fails as lost (``_dask_task``).
+                if data_future.status != "finished":
+                    [data_future] = client.scatter([data], broadcast=True, hash=False)
+                completed.add(submit(run, data_future))
+                continue
+            yield result
             future.release()
             if should_stop is not None and should_stop():
                 return
@@ -686,7 +708,9 @@ def _run_dask(
         pending = [f for f in futures if not f.done()]
         if pending:
             client.cancel(pending)
-        _clear_started_marks(distributed, client, futures)
+        _clear_started_marks(
+            distributed, client, {f"digitlab-run-{tag}-{r.index}" for r in futures.values()}
+        )
         if own_client:
             client.close()
 
@@ -713,20 +737,23 @@ def _dask_task(train, run, data, blas_threads, max_seconds, key) -> SweepResult:
     return SweepResult(run, record, _worker_name())
 
 
-def _dask_result(future: Any, run: SweepRun, data: Any) -> SweepResult:
+def _dask_result(future: Any, run: SweepRun, data: Any) -> tuple[SweepResult, bool]:
+    """The run's result, and whether it was lost with a worker or the data (not failed by
+    its own training), which is worth another attempt."""
     if future.status == "finished":
         try:
-            return future.result()
+            return future.result(), False
         except Exception as exc:  # lost between finishing and being fetched
-            return _failed(run, data, f"its result could not be fetched ({_first_line(exc)})")
+            reason = f"its result could not be fetched ({_first_line(exc)})"
+            return _failed(run, data, reason), True
     if future.status == "cancelled":
         try:
             future.result()
         except Exception as exc:
             reason = _first_line(exc)
-        return _failed(run, data, f"the cluster cancelled this run ({reason})")
+        return _failed(run, data, f"the cluster cancelled this run ({reason})"), True
     exc = future.exception()
-    return _failed(run, data, _first_line(exc) or type(exc).__name__)
+    return _failed(run, data, _first_line(exc) or type(exc).__name__), False
 
 
 def _failed(run: SweepRun, data: Any, reason: str) -> SweepResult:
@@ -734,11 +761,11 @@ def _failed(run: SweepRun, data: Any, reason: str) -> SweepResult:
     return SweepResult(run, record, "")
 
 
-def _clear_started_marks(distributed: Any, client: Any, futures: Iterable[Any]) -> None:
+def _clear_started_marks(distributed: Any, client: Any, keys: Iterable[str]) -> None:
     try:
-        for future in futures:
+        for key in keys:
             for mark in ("started", "done"):
-                distributed.Event(f"{future.key}-{mark}", client=client).clear()
+                distributed.Event(f"{key}-{mark}", client=client).clear()
     except Exception:  # the scheduler is gone: its marks went with it
         pass
 

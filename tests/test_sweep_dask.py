@@ -86,6 +86,29 @@ def test_a_worker_that_dies_loses_only_its_own_run(client, data):
     assert scattered[0][1].get("broadcast") is True
 
 
+def test_data_lost_with_the_only_worker_holding_it_is_sent_again(data):
+    """One worker: the marked run kills it and the scattered data dies with it (the CI
+    machine, under load, once had only one worker holding the data). The nanny starts a
+    new worker; the data goes out again and only the marked run is lost."""
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as single,
+        distributed.Client(single, set_as_default=False) as c,
+    ):  # fmt: skip
+        c.wait_for_workers(1, timeout=60)
+        planned = runs(f"lr=1e-3,3e-3,{KILLER_LR},1e-2")
+        results = list(run_sweep(planned, data, dask_client=c, train=kill_worker_on_marked_run))
+    by_index = {r.run.index: r.record for r in results}
+    assert sorted(by_index) == [0, 1, 2, 3]
+    assert by_index[2].status == "failed"
+    assert by_index[2].error == "the Dask worker training this run died"
+    assert [by_index[i].status for i in (0, 1, 3)] == ["finished"] * 3, [
+        by_index[i].error for i in (0, 1, 3)
+    ]
+
+
 def test_results_arrive_as_each_run_finishes(client, data):
     planned = runs("lr=1e-3,3e-3,5e-3,1e-2")
     results = run_sweep(planned, data, dask_client=client)
