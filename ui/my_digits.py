@@ -664,7 +664,7 @@ def run_teach(
     limit_blas_threads(get_limits().blas_threads)
     outcomes = []
     try:
-        with st.spinner("Fine-tuning…"):
+        with st.spinner("Fine-tuning…"), runs_view.training_slot():
             for ratio in ratios:
                 outcomes.append(
                     teach(
@@ -677,7 +677,7 @@ def run_teach(
                         test_fraction=TEST_FRACTION,
                     )
                 )
-    except FinetuneError as exc:
+    except (FinetuneError, runs_view.ServerBusyError) as exc:
         st.error(f"{exc} Your network is unchanged.")
         return None
     held = outcomes[0].held_out

@@ -7,11 +7,13 @@ only lays the pieces out.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import re
 import time
 import zipfile
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -38,7 +40,7 @@ LR_RESULT = "lr_finder_result"
 IMPORT_N = "run_import_n"  # bumped after an import: a new, empty uploader
 LR_MESSAGE = "lr_finder_message"
 LR_SETTING = next(s for s in SETTINGS if s.name == "lr")
-_lr_tokens = itertools.count(1)
+_slot_tokens = itertools.count(1)
 
 
 # ------------------------------------------------------------------ table
@@ -374,32 +376,50 @@ def on_find_lr() -> None:
         ss[LR_MESSAGE] = ("error", str(exc))
 
 
-def gated_range_test(config, subset, limits, wait_seconds: float = 30.0) -> LRFinderResult:
-    """``find_learning_rate`` once the training gate lets it in; its memory reserved."""
+class ServerBusyError(RuntimeError):
+    """No training slot for a page's short job: the message says why and what to do."""
+
+
+@contextlib.contextmanager
+def training_slot(wait_seconds: float = 30.0) -> Iterator[None]:
+    """Hold one of the training gate's slots for a short job of the page (the
+    learning-rate finder, a fine-tune), so that it counts against the server's trainings.
+
+    Raises ServerBusyError, with the sentence to show, when the line is full or no slot
+    frees up within ``wait_seconds``.
+    """
     gate = runner.gate()
-    token = -next(_lr_tokens)  # never equal to a run's token (those are positive)
+    token = -next(_slot_tokens)  # never equal to a run's token (those are positive)
     if not gate.enqueue(token):
-        raise RuntimeError(gate.busy_message())
+        raise ServerBusyError(gate.busy_message())
     deadline = time.monotonic() + wait_seconds
     if not gate.acquire(token, lambda: time.monotonic() > deadline):
-        raise RuntimeError(
+        raise ServerBusyError(
             f"The server stayed busy for {wait_seconds:g} s (other trainings hold every slot). "
             "Try again when a training has finished."
         )
-    owner = hosting.session_id()
     try:
-        n_inputs = int(np.prod(subset.x_train.shape[1:]))
-        estimate = training_memory(config, len(subset.y_train), n_inputs, subset.n_classes)
-        hosting.ledger().reserve(
-            owner, "lr_finder", estimate, "The learning-rate finder",
-            advice(estimate, config, n_inputs),
-        )  # fmt: skip
-        return find_learning_rate(
-            config, subset.x_train, subset.y_train, n_classes=subset.n_classes
-        )
+        yield
     finally:
-        hosting.ledger().release(owner, "lr_finder")
         gate.release(token)
+
+
+def gated_range_test(config, subset, limits, wait_seconds: float = 30.0) -> LRFinderResult:
+    """``find_learning_rate`` once the training gate lets it in; its memory reserved."""
+    with training_slot(wait_seconds):
+        owner = hosting.session_id()
+        try:
+            n_inputs = int(np.prod(subset.x_train.shape[1:]))
+            estimate = training_memory(config, len(subset.y_train), n_inputs, subset.n_classes)
+            hosting.ledger().reserve(
+                owner, "lr_finder", estimate, "The learning-rate finder",
+                advice(estimate, config, n_inputs),
+            )  # fmt: skip
+            return find_learning_rate(
+                config, subset.x_train, subset.y_train, n_classes=subset.n_classes
+            )
+        finally:
+            hosting.ledger().release(owner, "lr_finder")
 
 
 def lr_figure(result: LRFinderResult) -> go.Figure:

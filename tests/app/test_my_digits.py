@@ -251,6 +251,28 @@ def test_fine_tune_side_by_side_then_keep(app):
     assert len(options) == 2  # the kept run is not offered twice
 
 
+def test_fine_tuning_waits_for_a_training_slot_and_says_when_the_server_is_full(app, monkeypatch):
+    from ui import runner
+
+    full = runner.TrainingGate(capacity=1, max_waiting=0)
+    assert full.enqueue(99) and full.acquire(99, lambda: False)  # another visitor trains
+    monkeypatch.setattr(runner, "gate", lambda: full)
+    open_page(app)
+    with_set(app, felt_tip_set(3))
+    teach_quickly(app)
+    assert any(
+        e.value.startswith("The server is busy: 1 trainings are running")
+        and e.value.endswith("Your network is unchanged.")
+        for e in app.error
+    ), [e.value for e in app.error]
+    assert app.session_state[md.RESULTS] is None
+    full.release(99)  # the slot frees: the same click fine-tunes, and gives the slot back
+    app.button(key="my_digits_teach").click()
+    app.run()
+    assert app.session_state[md.RESULTS] is not None
+    assert full.active == 0 and full.waiting == 0
+
+
 def test_keeping_after_training_keeps_the_run_in_the_history(app):
     train_tiny(app)
     run = app.session_state[keys.RUN]
