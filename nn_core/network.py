@@ -202,7 +202,7 @@ class MLP:
         pre_activations, activations = [], []
         for layer in range(1, self.n_layers + 1):
             W = self.weights[layer - 1]
-            Z = np.empty((A.shape[0], W.shape[1]), self.dtype)
+            Z = np.empty((A.shape[0], W.shape[1]), np.result_type(A, W))  # as A @ W
             _product(A, W, Z)  # Z[l] = A[l-1] W[l]
             Z += self.biases[layer - 1]  # Z[l] += b[l]
             if keep_all:

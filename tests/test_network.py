@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+import nn_core.network as network
 from nn_core.activations import ACTIVATIONS
 from nn_core.network import MLP, n_parameters
 from tests.gradcheck import numerical_gradient, relative_error
@@ -160,3 +161,22 @@ def test_a_batch_gradient_counts_the_right_answers_of_the_weights_it_was_taken_a
     result = model.loss_and_gradient(x, y)
     assert result.n_correct == expected
     assert result.grads is model.grads
+
+
+@pytest.mark.parametrize("hidden", [(7, 5), (30,), ()], ids=["narrow", "wide", "no hidden"])
+def test_products_in_row_blocks_give_the_gradient_and_the_outputs(monkeypatch, hidden):
+    """A narrow layer multiplies its inputs a block of rows at a time (under OpenBLAS's
+    small-matrix limit, network._product); make the limit small so that 100 rows go as
+    blocks of 34, 33, 33 (the wide layer stays one product), and check the gradient
+    against finite differences and the outputs against plain NumPy."""
+    monkeypatch.setattr(network, "SMALL_GEMM_MNK", 12 * 7 * 40)
+    x, y = small_problem(5, n=100)
+    model = small_model(hidden=hidden)
+    analytic = model.loss_and_gradient(x, y).grads.copy()
+    assert relative_error(analytic, numerical_gradient(model, x, y)) < 1e-6
+    a = x
+    for layer, (W, b) in enumerate(zip(model.weights, model.biases), start=1):
+        a = a @ W + b
+        if layer < model.n_layers:
+            a = np.maximum(a, 0)
+    np.testing.assert_allclose(model.logits(x), a, rtol=1e-12, atol=1e-12)
