@@ -269,9 +269,21 @@ class _BlasThreads:
         counts = [lib.get_num_threads() for lib in self._libs()]
         return max([c for c in counts if c] or [1])
 
+    def set_threads(self, n: int) -> None:
+        """Set every loaded BLAS to ``n`` threads, or, while lanes hold them at one, have
+        ``n`` put back when they finish."""
+        with self._lock:
+            if self._single_depth:
+                self._restore = [int(n)] * len(self._libs())
+                return
+            for lib in self._libs():
+                if lib.get_num_threads() != n:
+                    lib.set_num_threads(int(n))
+
     @contextlib.contextmanager
     def single_threaded(self) -> Iterator[None]:
-        """One BLAS thread inside; the counts found on entry are put back on exit."""
+        """One BLAS thread inside; on exit, the counts found on entry are put back (or
+        the count given to ``set_threads`` meanwhile)."""
         with self._lock:
             if self._single_depth == 0:
                 self._restore = [lib.get_num_threads() for lib in self._libs()]
@@ -290,3 +302,15 @@ class _BlasThreads:
 
 
 _blas = _BlasThreads()
+
+
+def set_blas_threads(n: int) -> None:
+    """Set the process's BLAS thread count to ``n``, safely beside full-batch lanes.
+
+    A full-batch step holds the BLAS at one thread while its lanes run and then puts back
+    the count it found. Code that sets the count for the whole process (the app's thread
+    policy) should set it through here: a count set directly during a step, when the BLAS
+    is at one thread anyway, cannot be told apart from the step's own and would be
+    overwritten when the step ends.
+    """
+    _blas.set_threads(n)

@@ -191,3 +191,20 @@ def _child_loss(x, y, threads):
     full_batch._blas.threads = lambda: threads
     model = MLP(x.shape[1], (10,), 5)
     return FullBatch(model, x, np.arange(300), y, chunk=32).loss_and_gradient().loss
+
+
+def test_a_count_set_during_a_step_is_the_one_kept_after_it():
+    """The app sets the process's BLAS count (one per training when two run); set while a
+    full-batch step holds the BLAS at one thread, it must win over the step's own put-back."""
+    before = full_batch._blas.threads()
+    try:
+        full_batch.set_blas_threads(2)
+        with full_batch._blas.single_threaded():
+            assert full_batch._blas.threads() == 1
+            full_batch.set_blas_threads(1)  # a second training started
+        assert full_batch._blas.threads() == 1
+        with full_batch._blas.single_threaded():
+            full_batch.set_blas_threads(2)  # it ended
+        assert full_batch._blas.threads() == 2
+    finally:
+        full_batch.set_blas_threads(before)
