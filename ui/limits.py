@@ -76,6 +76,10 @@ class Limits:
         return int(self.max_server_mb * 1024 * 1024)
 
 
+# Where 0 means something (no lower priority for trainings), not "unset".
+ZERO_ALLOWED = frozenset({"DIGITLAB_TRAINING_NICE"})
+
+
 def _read(name: str, environ: dict[str, str]) -> float:
     default = ENV_DEFAULTS[name]
     raw = environ.get(name, "").strip()
@@ -85,7 +89,7 @@ def _read(name: str, environ: dict[str, str]) -> float:
         value = float(raw)
     except ValueError:
         return default
-    return value if value > 0 else default
+    return value if value > 0 or (value == 0 and name in ZERO_ALLOWED) else default
 
 
 def get_limits(environ: dict[str, str] | None = None) -> Limits:

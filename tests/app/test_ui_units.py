@@ -170,6 +170,12 @@ def test_limits_from_environment():
     assert limits.max_concurrent == 5
     assert limits.max_width == ENV_DEFAULTS["DIGITLAB_MAX_WIDTH"]
     assert get_limits({"DIGITLAB_MAX_UPLOAD_MB": "2"}).max_upload_bytes == 2 * 1024 * 1024
+    # nice 0 is "trainings at the pages' priority", not "unset"
+    assert get_limits({"DIGITLAB_TRAINING_NICE": "0"}).training_nice == 0
+    assert get_limits({"DIGITLAB_TRAINING_NICE": "-5"}).training_nice == 10
+    assert (
+        get_limits({"DIGITLAB_MAX_EPOCHS": "0"}).max_epochs == ENV_DEFAULTS["DIGITLAB_MAX_EPOCHS"]
+    )
 
 
 def test_gate_caps_and_queues_in_order():
