@@ -78,8 +78,10 @@ class FullBatch:
         )
         n_inputs = x.shape[1]
         size = min(self.chunk, max(self.n, 1))
-        self._raw = [np.empty((size, n_inputs), x.dtype) for _ in range(LANES)]
-        self._inputs = [np.empty((size, n_inputs), model.dtype) for _ in range(LANES)]
+        # one chunk needs one lane: no second set of buffers (they are large for big images)
+        self.n_lanes = lanes_for(self.n, self.chunk)
+        self._raw = [np.empty((size, n_inputs), x.dtype) for _ in range(self.n_lanes)]
+        self._inputs = [np.empty((size, n_inputs), model.dtype) for _ in range(self.n_lanes)]
         self._lanes: list[GradientLane] | None = None
 
     @property
@@ -94,7 +96,7 @@ class FullBatch:
         if self.y is None:
             raise ValueError("this FullBatch has no labels: pass y to compute a gradient")
         if self._lanes is None:
-            self._lanes = [GradientLane(self._net, self.chunk) for _ in range(LANES)]
+            self._lanes = [GradientLane(self._net, self.chunk) for _ in range(self.n_lanes)]
         for lane in self._lanes:
             lane.reset()
         self._sync_weights()
@@ -144,19 +146,19 @@ class FullBatch:
     def _run_lanes(self, work, parallel: bool, **kwargs) -> None:
         """Run ``work(lane, **kwargs)`` for every lane: in threads when allowed and the
         BLAS may use several, else one after the other in chunk order."""
-        threads = min(LANES, _blas.threads()) if parallel and self.n_chunks > 1 else 1
+        threads = min(self.n_lanes, _blas.threads()) if parallel else 1
         if threads == 1:
             for index in range(self.n_chunks):
-                work(index % LANES, chunks=(index,), **kwargs)
+                work(index % self.n_lanes, chunks=(index,), **kwargs)
             return
         errors = np.geterr()  # np.errstate is per thread: carry the caller's to the lanes
 
         def lane_job(lane: int) -> None:
             with np.errstate(**errors):
-                work(lane, chunks=range(lane, self.n_chunks, LANES), **kwargs)
+                work(lane, chunks=range(lane, self.n_chunks, self.n_lanes), **kwargs)
 
         with _blas.single_threaded():
-            others = [_executor().submit(lane_job, lane) for lane in range(1, LANES)]
+            others = [_executor().submit(lane_job, lane) for lane in range(1, self.n_lanes)]
             try:
                 lane_job(0)
             finally:
@@ -194,6 +196,11 @@ class FullBatch:
                 self.x, self.rows[start:stop], axis=0, out=self._raw[lane][:m], mode="clip"
             )
         return self._net.scale_inputs(raw, self._inputs[lane][:m])
+
+
+def lanes_for(n: int, chunk: int = GRADIENT_CHUNK) -> int:
+    """Lanes a batch of ``n`` rows uses: ``LANES``, or fewer when it has fewer chunks."""
+    return max(1, min(LANES, -(-n // chunk)))
 
 
 def _compact(model: MLP, x: np.ndarray, rows: np.ndarray, chunk: int):

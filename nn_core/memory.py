@@ -20,7 +20,7 @@ import numpy as np
 
 from nn_core.augment import ELASTIC_CHUNK
 from nn_core.config import TrainConfig
-from nn_core.full_batch import LANES
+from nn_core.full_batch import lanes_for
 from nn_core.network import GRADIENT_CHUNK, PREDICT_CHUNK, n_parameters
 from nn_core.training import SNAPSHOT_BUDGET_BYTES
 
@@ -147,7 +147,9 @@ def training_memory(
     if chunked:
         # no float copy: each lane converts a chunk of rows at a time (training, validation)
         # from a compact copy of the training rows (nn_core.full_batch)
-        data += 2 * LANES * min(n_train, GRADIENT_CHUNK) * n_inputs * (input_itemsize + itemsize)
+        buffers = lanes_for(n_train) * min(n_train, GRADIENT_CHUNK)
+        buffers += lanes_for(n_val) * min(n_val, GRADIENT_CHUNK)
+        data += buffers * n_inputs * (input_itemsize + itemsize)
         data += n_train * n_inputs * input_itemsize
     else:
         data += batch * n_inputs * (input_itemsize + itemsize)
@@ -159,13 +161,14 @@ def training_memory(
     # params + grads + the copy kept to roll back a divergence (+ the best epoch's copy)
     copies = 3 + (1 if config.early_stopping else 0)
     # a large batch's chunk gradients and their sums, per lane
-    lane_copies = 2 * LANES if chunked else (2 if batch > GRADIENT_CHUNK else 0)
+    lanes = lanes_for(n_train)
+    lane_copies = 2 * lanes if chunked else (2 if batch > GRADIENT_CHUNK else 0)
     parameters = n_params * itemsize * (copies + lane_copies)
     optimizer = n_params * itemsize * _optimizer_slots(config) * (copies - 1)
 
     chunk = min(batch, GRADIENT_CHUNK)
     train_units = sum(sizes[1:]) + sum(config.hidden) * (3 if config.dropout > 0 else 1)
-    activations = WORKSPACE_BYTES + chunk * train_units * itemsize * (LANES if chunked else 1)
+    activations = WORKSPACE_BYTES + chunk * train_units * itemsize * (lanes if chunked else 1)
     activations += _inference_bytes(sizes, itemsize, max(n_val, n_test))
 
     return MemoryEstimate(

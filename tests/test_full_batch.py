@@ -208,3 +208,17 @@ def test_a_count_set_during_a_step_is_the_one_kept_after_it():
         assert full_batch._blas.threads() == 2
     finally:
         full_batch.set_blas_threads(before)
+
+
+def test_a_batch_of_one_chunk_holds_one_lane_and_the_same_numbers(threads):
+    """Few rows of large images (an upload of 8 photos): one chunk, so one lane's buffers,
+    not two; the gradient is the dense pass's."""
+    x, y = pixels(n=7, d=50)
+    model = MLP(x.shape[1], (4,), 5, dtype="float64", seed=1)
+    loss, grads = dense_loss_and_gradient(model, x, np.arange(7), y)
+    batch = FullBatch(model, x, np.arange(7), y, chunk=16)
+    assert batch.n_lanes == 1 and len(batch._inputs) == 1
+    got = batch.loss_and_gradient()
+    assert got.loss == pytest.approx(loss, rel=1e-13)
+    assert relative_error(got.grads, grads) < 1e-13
+    assert FullBatch(model, x, np.arange(7), y, chunk=4).n_lanes == full_batch.LANES

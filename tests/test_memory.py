@@ -330,3 +330,14 @@ def test_load_model_asks_before_reading_any_weights(tmp_path):
     assert ledger.held() == 0
     loaded = load_model(data, check_memory=lambda sizes, dtype: None)
     assert loaded.model.sizes == (784, 512, 10)
+
+
+def test_a_full_batch_of_one_chunk_counts_one_lane_of_buffers():
+    """8 images of 1000 x 1000 pixels, full batch: each set of rows fits one chunk, so one
+    lane's buffers are counted (the second lane's were 70 MB)."""
+    config = TrainConfig(hidden=(), batch_size=0, epochs=1, val_fraction=0.125)
+    one_lane = training_memory(config, 8, 1_000_000, 10)
+    pixels = 1_000_000 * (1 + 4)  # a uint8 row and its float32 conversion
+    compact = 7 * 1_000_000  # the training rows' uint8 copy
+    validation = 1_000_000  # the held-out row's copy
+    assert one_lane.data - 3 * 8 * 8 == (7 + 1) * pixels + compact + validation
