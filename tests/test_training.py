@@ -4,6 +4,7 @@ import pytest
 from nn_core.config import PRESETS, TrainConfig
 from nn_core.network import MLP
 from nn_core.training import Callbacks, Trainer
+from tests.synthetic import bar_images
 
 
 def blobs(n=600, d=16, k=3, seed=0):
@@ -12,16 +13,6 @@ def blobs(n=600, d=16, k=3, seed=0):
     centres = rng.uniform(40, 215, (k, d))
     y = rng.integers(0, k, n)
     x = np.clip(centres[y] + rng.normal(0, 25, (n, d)), 0, 255).astype(np.uint8)
-    return x, y
-
-
-def images(n=300, k=4, seed=0):
-    """Tiny 8x8 'digits': a bright bar whose position gives the class."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, k, n)
-    x = rng.integers(0, 30, (n, 8, 8)).astype(np.uint8)
-    for i, label in enumerate(y):
-        x[i, 2 * label : 2 * label + 2, 1:7] = 220
     return x, y
 
 
@@ -41,7 +32,7 @@ def test_loss_decreases_and_blobs_are_learned():
 
 
 def test_same_seed_gives_identical_weights_and_history():
-    x, y = images()
+    x, y = bar_images(300)
     config = small(dropout=0.2, augment_shift=1)
     a, b = Trainer(config, x, y), Trainer(config, x, y)
     a.fit(), b.fit()
@@ -208,7 +199,7 @@ def test_finished_full_batch_run_frees_its_float_copies_and_can_continue():
 
 
 def test_first_layer_snapshots_per_epoch():
-    x, y = images()
+    x, y = bar_images(300)
     trainer = Trainer(small(epochs=3), x, y)
     trainer.fit()
     assert sorted(trainer.snapshots) == [0, 1, 2, 3]
