@@ -72,6 +72,11 @@ class TrainConfig:
     def replace(self, **changes: object) -> TrainConfig:
         return replace(self, **changes)
 
+    @property
+    def augments(self) -> bool:
+        """Whether training batches are augmented (shifted, rotated or distorted)."""
+        return self.augment_shift > 0 or self.augment_rotation > 0 or self.augment_elastic > 0
+
 
 FLOAT_FIELDS = (
     "lr", "momentum", "gamma", "l2", "dropout", "val_fraction", "augment_rotation",

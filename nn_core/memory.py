@@ -139,7 +139,7 @@ def training_memory(
     batch = n_train if config.batch_size == 0 else min(config.batch_size, n_train)
     full_batch = batch >= n_train
     elastic = config.augment_elastic > 0
-    augmenting = config.augment_shift > 0 or config.augment_rotation > 0 or elastic
+    augmenting = config.augments
     n_params = n_parameters(sizes)
 
     data = n_val * n_inputs * input_itemsize + 3 * n_samples * 8  # validation copy, labels

@@ -313,15 +313,10 @@ class Trainer:
             return self.train_idx
         return self._shuffle_rng.permutation(self.train_idx)
 
-    @property
-    def _augmenting(self) -> bool:
-        c = self.config
-        return c.augment_shift > 0 or c.augment_rotation > 0 or c.augment_elastic > 0
-
     def _loss_and_gradient(self, idx: np.ndarray):
         """``MLP.loss_and_gradient`` of the batch of rows ``idx`` (a ``BatchGradient``)."""
         c = self.config
-        if idx.shape[0] == self.n_train and not self._augmenting:
+        if idx.shape[0] == self.n_train and not self.config.augments:
             if self._full_batch is None:
                 self._full_batch = FullBatch(self.model, self.x, idx, self.y[idx], compact=True)
             return self._full_batch.loss_and_gradient(c.l2, c.dropout, self._dropout_rng)
@@ -333,7 +328,7 @@ class Trainer:
         # The indices are the Trainer's own, all valid: mode="clip" skips the bounds
         # check, which with ``out`` gathers through a temporary copy (2x slower).
         raw = np.take(self.x, idx, axis=0, out=self._batch_u8[:n], mode="clip")
-        if self._augmenting:
+        if self.config.augments:
             if self.image_shape is None:
                 raise ValueError("augmentation needs image-shaped inputs (n, H, W)")
             images = augment_batch(
