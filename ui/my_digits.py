@@ -49,7 +49,6 @@ from ui.drawing import keep_toolbar_off_the_canvas
 from ui.limits import get_limits
 from ui.models import MODEL_NAME
 from ui.run_history import history_budget, session_history
-from ui.runner import limit_blas_threads
 from ui.views import digit_image
 
 # Session-state keys (all "my_digits_*")
@@ -661,7 +660,6 @@ def run_teach(
     session. Returns None, with a message, when it cannot run."""
     data = mnist()
     ratios = [settings.replay] + ([] if compare is None else [compare])
-    limit_blas_threads(get_limits().blas_threads)
     outcomes = []
     try:
         with st.spinner("Fine-tuning…"), runs_view.training_slot():

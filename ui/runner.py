@@ -647,7 +647,6 @@ def new_run() -> TrainingRun | None:
     if dataset is None:
         ss[keys.CONTROL_ERROR] = "Upload a valid data set first, or switch the data to MNIST."
         return None
-    limit_blas_threads(limits.blas_threads)
     subset = data_ui.training_subset(dataset, int(ss.get("cfg_subset", 0)), config.seed)
     owner = hosting.session_id()
     estimate, own_bytes = run_memory(config, dataset, subset)

@@ -368,7 +368,6 @@ def on_find_lr() -> None:
         ss[LR_MESSAGE] = ("error", "Upload a valid data set first, or switch the data to MNIST.")
         return
     limits = keys.get_limits()
-    runner.limit_blas_threads(limits.blas_threads)
     subset = data_ui.training_subset(dataset, int(ss.get("cfg_subset", 0)), config.seed)
     try:
         ss[LR_RESULT] = gated_range_test(config, subset, limits)

@@ -168,7 +168,6 @@ def on_start_sweep() -> None:
         ss[SWEEP_MESSAGE] = "Upload a valid data set first, or switch the data to MNIST."
         return
     limits = keys.get_limits()
-    runner.limit_blas_threads(limits.blas_threads)
     config = runs[0].config
     subset = data_ui.training_subset(dataset, int(ss.get("cfg_subset", 0)), config.seed)
     n_inputs = int(np.prod(subset.x_train.shape[1:]))
