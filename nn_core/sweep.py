@@ -669,10 +669,13 @@ def _run_dask(
     futures: dict[Any, SweepRun] = {}
     attempts: dict[int, int] = {}
 
+    def run_key(run: SweepRun) -> str:
+        return f"digitlab-run-{tag}-{run.index}"
+
     def submit(run: SweepRun, data_future: Any) -> Any:
         # The Events that tell a lost run from a new one are named by ``key``, whatever the
         # attempt; each attempt is a new task.
-        key = f"digitlab-run-{tag}-{run.index}"
+        key = run_key(run)
         attempts[run.index] = attempts.get(run.index, 0) + 1
         future = client.submit(
             _dask_task, train, run, data_future, blas_threads, max_seconds, key,
@@ -690,6 +693,7 @@ def _run_dask(
         for future in completed:
             run = futures[future]
             result, lost = _dask_result(future, run, data)
+            future.release()
             if lost and attempts[run.index] == 1:
                 # Cancelled by the cluster, or finished on a worker that died before its
                 # result was fetched. When the scattered data died with the only worker that
@@ -701,16 +705,13 @@ def _run_dask(
                 completed.add(submit(run, data_future))
                 continue
             yield result
-            future.release()
             if should_stop is not None and should_stop():
                 return
     finally:
         pending = [f for f in futures if not f.done()]
         if pending:
             client.cancel(pending)
-        _clear_started_marks(
-            distributed, client, {f"digitlab-run-{tag}-{r.index}" for r in futures.values()}
-        )
+        _clear_started_marks(distributed, client, {run_key(r) for r in futures.values()})
         if own_client:
             client.close()
 
