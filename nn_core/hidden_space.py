@@ -121,7 +121,9 @@ class NetworkSnapshots:
     def epochs(self) -> list[int]:
         return sorted(self.kept)
 
-    def probabilities(self, like: MLP, x: np.ndarray) -> tuple[list[int], np.ndarray]:
+    def probabilities(
+        self, like: MLP, x: np.ndarray, kept: dict[int, np.ndarray] | None = None
+    ) -> tuple[list[int], np.ndarray]:
         """Class probabilities of ``x`` by the network kept at each epoch.
 
         One network is refilled per epoch (no copy of each), which keeps a replay of a
@@ -133,6 +135,9 @@ class NetworkSnapshots:
             A network of the kept architecture (its weights are not used or changed).
         x : ndarray of shape (n_samples, ...)
             Images as ``like`` reads them.
+        kept : dict, optional
+            A ``kept`` read earlier (default: the current one), so that its epochs and a
+            later ``model_at`` agree while training thins the snapshots.
 
         Returns
         -------
@@ -140,7 +145,7 @@ class NetworkSnapshots:
             The kept epochs, in order.
         probs : ndarray of shape (n_epochs, n_samples, n_classes)
         """
-        kept = self.kept  # replaced, never changed, by the training thread
+        kept = self.kept if kept is None else kept  # replaced, never changed, by training
         epochs = sorted(kept)
         model = like.copy()
         probs = np.empty((len(epochs), x.shape[0], model.sizes[-1]), model.dtype)
@@ -149,10 +154,11 @@ class NetworkSnapshots:
             probs[i] = model.predict_proba(x)
         return epochs, probs
 
-    def model_at(self, epoch: int, like: MLP) -> MLP:
-        """A network like ``like`` with the weights kept for ``epoch``."""
+    def model_at(self, epoch: int, like: MLP, kept: dict[int, np.ndarray] | None = None) -> MLP:
+        """A network like ``like`` with the weights kept for ``epoch`` (in ``kept``, a
+        ``kept`` read earlier, or the current one)."""
         model = like.copy()
-        model.params[...] = self.kept[epoch]
+        model.params[...] = (self.kept if kept is None else kept)[epoch]
         return model
 
 

@@ -155,6 +155,23 @@ def test_snapshots_hold_the_weights_at_the_end_of_each_epoch():
     np.testing.assert_array_equal(trainer.model.params, seen[5])  # untouched
 
 
+def test_a_kept_read_earlier_still_serves_epochs_thinned_since():
+    trainer = tiny_trainer(epochs=4)
+    one = trainer.model.params.size * 4
+    snapshots = hs.NetworkSnapshots(trainer, budget_bytes=3 * one)
+    trainer.callbacks = snapshots.callbacks()
+    trainer.run(max_batches=2 * trainer.batches_per_epoch)
+    earlier = snapshots.kept
+    assert sorted(earlier) == [0, 1, 2]
+    trainer.fit()  # epochs 3 and 4 thin out epoch 1 (and 2)
+    assert 1 not in snapshots.kept
+    epochs, probs = snapshots.probabilities(trainer.model, trainer.x[:3], earlier)
+    assert epochs == [0, 1, 2]
+    model = snapshots.model_at(1, trainer.model, earlier)
+    np.testing.assert_array_equal(model.params, earlier[1])
+    np.testing.assert_array_equal(probs[1], model.predict_proba(trainer.x[:3]))
+
+
 def test_snapshots_are_thinned_to_the_budget_keeping_the_first_and_last():
     trainer = tiny_trainer(epochs=12)
     one = trainer.model.params.size * 4

@@ -93,7 +93,7 @@ def frames_for(view: ModelView, images: np.ndarray, layer: int) -> tuple[dict, l
     ):
         for epoch in sorted(kept):
             if epoch not in cache:
-                model = snapshots.model_at(epoch, run.model)
+                model = snapshots.model_at(epoch, run.model, kept)
                 cache[epoch] = compute_frame(model, images, layer, previous)
             frames[epoch] = previous = cache[epoch]
     now_key = (NOW, len(run.trainer.history.batch_loss))

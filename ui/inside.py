@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 
 from nn_core import explain as ex
+from nn_core.memory import mb
 from nn_core.preprocess import preprocess_image
 from ui import charts
 from ui import inside_figures as figs
@@ -527,7 +528,8 @@ def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | No
         )
         return
     snapshots = run.watch.snapshots
-    epochs, probs = snapshots.probabilities(run.model, image[None])
+    kept = snapshots.kept  # one reading: the training thread may thin the snapshots
+    epochs, probs = snapshots.probabilities(run.model, image[None], kept)
     if len(epochs) < 2:
         st.caption("The replay starts when the first epoch ends.")
         return
@@ -568,7 +570,7 @@ def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | No
         )
         epoch = epochs[-1] if choice == LATEST else choice
         said = int(probs[epochs.index(epoch)].argmax())
-        then = snapshots.model_at(epoch, run.model)
+        then = snapshots.model_at(epoch, run.model, kept)
         heat = ex.saliency(then, image[None], said, "gradient_x_input")[0]
         st.plotly_chart(
             figs.overlay_figure(image, heat, f"Epoch {epoch}: {names[said]}"),
@@ -582,8 +584,8 @@ def replay_panel(view: ModelView, image: np.ndarray, names, true_class: int | No
         )
     if snapshots.thinned:
         st.info(
-            f"Replay is limited: to keep the weights within {snapshots.budget_bytes / 2**20:.0f} "
-            f"MB, it kept {len(epochs)} of the {run.trainer.epochs_done + 1} epoch ends (every "
+            f"Replay is limited: to keep the weights within {mb(snapshots.budget_bytes)}, "
+            f"it kept {len(epochs)} of the {run.trainer.epochs_done + 1} epoch ends (every "
             "other one is dropped when the budget fills; the first and the last are kept)."
         )
 
