@@ -276,6 +276,11 @@ class _BlasThreads:
         counts = [lib.get_num_threads() for lib in self._libs()]
         return max([c for c in counts if c] or [1])
 
+    def count(self) -> int | None:
+        """The thread count of every loaded BLAS, or None when they disagree or none is."""
+        counts = {lib.get_num_threads() for lib in self._libs()}
+        return counts.pop() if len(counts) == 1 else None
+
     def set_threads(self, n: int) -> None:
         """Set every loaded BLAS to ``n`` threads, or, while lanes hold them at one, have
         ``n`` put back when they finish."""
@@ -309,6 +314,11 @@ class _BlasThreads:
 
 
 _blas = _BlasThreads()
+
+
+def blas_thread_count() -> int | None:
+    """The process's BLAS thread count (None when the loaded libraries disagree)."""
+    return _blas.count()
 
 
 def set_blas_threads(n: int) -> None:

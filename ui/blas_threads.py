@@ -28,6 +28,8 @@ import os
 import threading
 from collections.abc import Iterable
 
+from nn_core.full_batch import blas_thread_count, set_blas_threads
+
 # OpenBLAS reads these at load; a user who set one has chosen the pool's size.
 _POOL_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
@@ -60,21 +62,16 @@ def threads_for(active: int, cores: int, fixed: int = 0) -> int:
 
 
 class OpenBlasCount:
-    """The thread count of every BLAS library loaded in this process (threadpoolctl)."""
-
-    def __init__(self) -> None:
-        from threadpoolctl import ThreadpoolController
-
-        self.libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    """The process's BLAS thread count, read and set through ``nn_core.full_batch``, so
+    that a count set while a full-batch step holds the BLAS at one thread is the one put
+    back after it."""
 
     def get(self) -> int | None:
         """The count, or None when the libraries disagree (or none is loaded)."""
-        counts = {library.get_num_threads() for library in self.libraries}
-        return counts.pop() if len(counts) == 1 else None
+        return blas_thread_count()
 
     def set(self, n: int) -> None:
-        for library in self.libraries:
-            library.set_num_threads(n)
+        set_blas_threads(n)
 
 
 class BlasThreads:
