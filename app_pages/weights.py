@@ -175,6 +175,7 @@ def _live() -> None:
         _unit_details(view, weights, shape, unit)
 
 
-live_area(_live, every=0.5)
+# Once a second, as the Training page: each redraw costs CPU time a training needs.
+live_area(_live, every=1.0)
 if st.session_state.get(keys.RUN) is None:
     st.caption("The epoch replay appears once a run has trained at least one epoch.")

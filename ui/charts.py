@@ -13,7 +13,10 @@ VAL = "#ff7f0e"
 BATCH = "rgba(31, 119, 180, 0.35)"
 GAP = 1  # pixels between tiles of the weight grid
 TILE_PX = 64  # height of a weight tile on screen (its width follows the page's column)
-MAX_POINTS = 1500
+# A live chart is about 500 px wide: more points draw nothing more, and every point costs
+# the browser at each redraw (Chromium's renderer took 80% of a core with 1500, 69% with 500,
+# while a Fast training redrew its page twice a second).
+MAX_POINTS = 500
 FEW_POINTS = 30  # up to this many points a curve also draws markers
 LABEL_PX = 14  # chart text a person can read
 

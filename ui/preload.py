@@ -12,6 +12,7 @@ first session runs the body below, and every other session waits at
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import pkgutil
 
@@ -43,3 +44,11 @@ for _name in (*THIRD_PARTY, "nn_core", *app_modules()):
 for _name in OPTIONAL:
     with contextlib.suppress(Exception):
         importlib.import_module(_name)
+
+# Streamlit runs a full garbage collection after every script run, fragment reruns
+# included (``runner.postScriptGC``, kept on for its memory care). With pandas, Plotly and
+# scikit-learn loaded, one pass over their ~120,000 objects takes 70 ms or more, holding the
+# GIL that a training thread needs between its NumPy calls: a live page's redraws halved
+# the training's speed. The modules loaded above live as long as the server, so they are
+# moved out of the collector's sight once; later collections scan only what sessions make.
+gc.freeze()

@@ -13,6 +13,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from ui.charts import MAX_POINTS
+
 pytestmark = pytest.mark.browser
 
 # Small, but long enough to press Stop while it trains: 20,000 images, 784-32-10, batch 128
@@ -91,7 +93,7 @@ def test_train_from_sidebar_live_curve_then_stop(app):
     expect(app.button("btn_stop")).to_be_disabled()
     app.settle()
     # The model so far is kept: the curve stays, reaching at least as far as seen.
-    assert _loss_points(app) >= min(points, 1500) and _loss_reach(app) >= later
+    assert _loss_points(app) >= min(points, MAX_POINTS) and _loss_reach(app) >= later
     status = app.status_text()
     epoch = float(re.search(r"epoch ([\d.]+)", status).group(1))
     assert 0 < epoch < EPOCHS, status
