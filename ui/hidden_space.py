@@ -72,14 +72,19 @@ def _cache(model_key: tuple) -> dict:
     return store[model_key]
 
 
-def frames_for(view: ModelView, images: np.ndarray, layer: int) -> tuple[dict, list]:
-    """Every frame the replay offers, computed (or cached) in order, and their options."""
+def frames_for(view: ModelView, images: np.ndarray, layer: int) -> tuple[dict, dict]:
+    """Every frame the replay offers, computed (or cached) in order, and the snapshots
+    they were computed from (epoch -> params; empty without a run).
+
+    The snapshots are read once: the training thread may thin them at any time, so a
+    model of a shown epoch must come from this reading, not from a later one.
+    """
     run = view.run
     if run is None:
         cache = _cache(("model", id(view.model), layer))
         if NOW not in cache:
             cache[NOW] = compute_frame(view.model, images, layer, None)
-        return {NOW: cache[NOW]}, [NOW]
+        return {NOW: cache[NOW]}, {}
     cache = _cache(("run", run.id, layer))
     snapshots = run.watch.snapshots
     kept = dict(snapshots.kept)
@@ -102,7 +107,7 @@ def frames_for(view: ModelView, images: np.ndarray, layer: int) -> tuple[dict, l
             del cache[key]
         cache[now_key] = compute_frame(run.model.copy(), images, layer, previous)
     frames[NOW] = cache[now_key]
-    return frames, [*sorted(kept), NOW]
+    return frames, kept
 
 
 def drawing_point(model, frame: Frame, layer: int) -> np.ndarray | None:
@@ -123,10 +128,10 @@ def render_hidden_space(view: ModelView, dataset) -> None:
         return
     rows, images, labels = sample(dataset)
     layer, method, choice = _controls(view)
-    frames, options = frames_for(view, images, layer)
-    frame_key = choice if choice in frames else NOW
+    frames, kept = frames_for(view, images, layer)
+    frame_key = shown_key(choice, frames)
     frame = frames[frame_key]
-    shown_model = _model_of(view, frame_key)
+    shown_model = _model_of(view, frame_key, kept)
     if frame.projection is None:
         st.warning(
             "This network's activations are not finite numbers (it diverged), so "
@@ -147,7 +152,12 @@ def render_hidden_space(view: ModelView, dataset) -> None:
         explained = frame.projection.explained.sum()
         title = f"Hidden layer {layer + 1}: PCA, {_when(frame_key)} ({explained:.0%} of variance)"
     _map_and_details(view, frame, coords, images, labels, rows, title, ranges, drawing)
-    _replay_note(view, options)
+    if frame_key != choice:
+        st.caption(
+            f"The weights of epoch {choice} were dropped while this page was drawn (the "
+            f"replay keeps within its memory budget): this is {_when(frame_key)} instead."
+        )
+    _replay_note(view, len(kept))
 
 
 def _controls(view: ModelView) -> tuple[int, str, object]:
@@ -190,10 +200,24 @@ def _controls(view: ModelView) -> tuple[int, str, object]:
     return int(layer), method, choice
 
 
-def _model_of(view: ModelView, frame_key):
+def shown_key(choice: int | str, frames: dict) -> int | str:
+    """The frame to show for the slider's ``choice``: itself if its frame is there, else
+    the nearest kept epoch (the later of two as near), since the training thread may
+    have thinned the snapshots after the slider listed them."""
+    if choice in frames:
+        return choice
+    epochs = [key for key in frames if key != NOW]
+    if choice == NOW or not epochs:
+        return NOW
+    return min(epochs, key=lambda epoch: (abs(epoch - choice), -epoch))
+
+
+def _model_of(view: ModelView, frame_key: int | str, kept: dict):
+    """The network of ``frame_key``: now, or the weights of that epoch in ``kept`` (the
+    reading ``frames_for`` drew the frame from, which holds it)."""
     if frame_key == NOW or view.run is None:
         return view.model.copy() if view.run is not None else view.model
-    return view.run.watch.snapshots.model_at(frame_key, view.run.model)
+    return view.run.watch.snapshots.model_at(frame_key, view.run.model, kept)
 
 
 def _when(frame_key) -> str:
@@ -239,7 +263,7 @@ def _details(view, frame, images, labels, rows, selected) -> None:
     )
 
 
-def _replay_note(view: ModelView, options: list) -> None:
+def _replay_note(view: ModelView, n_kept: int) -> None:
     run = view.run
     if run is None:
         st.caption("Replay over epochs comes with a network trained in this session.")
@@ -248,7 +272,7 @@ def _replay_note(view: ModelView, options: list) -> None:
     if snapshots.thinned:
         epochs = run.trainer.epochs_done
         st.caption(
-            f"Replay keeps {len(options) - 1} of the {epochs + 1} epochs (every other one "
+            f"Replay keeps {n_kept} of the {epochs + 1} epochs (every other one "
             f"dropped as needed) to stay within {mb(snapshots.budget_bytes)} of weights."
         )
 

@@ -170,6 +170,56 @@ def test_hidden_space_replays_epochs_and_marks_mistakes(trained):
     assert not at.exception
 
 
+def _thin_epoch_one(run) -> None:
+    """What the training thread does when the budget fills: a new ``kept`` without the
+    epoch at odd positions (here epoch 1)."""
+    snapshots = run.watch.snapshots
+    snapshots.kept = {e: p for e, p in snapshots.kept.items() if e != 1}
+    snapshots.thinned = True
+
+
+def _pick_epoch_one(at):
+    replay = next(s for s in at.select_slider if s.key.startswith("hs_epoch_"))
+    assert "epoch 1" in replay.options
+    return replay.set_value(1)
+
+
+def test_hidden_space_survives_epochs_thinned_after_the_frames_were_listed(trained, monkeypatch):
+    # The page lists the snapshots for the frames, then builds the shown epoch's model:
+    # the training thread may drop that epoch in between.
+    at = trained
+    open_network(at, "Hidden space")
+    run, listed = at.session_state["run"], hidden_space_ui.frames_for
+
+    def listed_then_thinned(*args, **kwargs):
+        found = listed(*args, **kwargs)
+        _thin_epoch_one(run)
+        return found
+
+    monkeypatch.setattr(hidden_space_ui, "frames_for", listed_then_thinned)
+    _pick_epoch_one(at).run()
+    assert not at.exception, at.exception
+    assert title(charts(at)["hs_map"]).startswith("Hidden layer 1: PCA, end of epoch 1")
+
+
+def test_hidden_space_shows_the_nearest_epoch_when_the_chosen_one_was_thinned(trained, monkeypatch):
+    # The slider offered epoch 1; it was dropped before the frames were listed.
+    at = trained
+    open_network(at, "Hidden space")
+    run, listed = at.session_state["run"], hidden_space_ui.frames_for
+
+    def thinned_then_listed(*args, **kwargs):
+        _thin_epoch_one(run)
+        return listed(*args, **kwargs)
+
+    monkeypatch.setattr(hidden_space_ui, "frames_for", thinned_then_listed)
+    _pick_epoch_one(at).run()
+    assert not at.exception, at.exception
+    assert title(charts(at)["hs_map"]).startswith("Hidden layer 1: PCA, end of epoch 2")
+    captions = [c.value for c in at.caption]
+    assert any("epoch 1 were dropped" in c and "end of epoch 2 instead" in c for c in captions)
+
+
 def test_hidden_space_shows_the_drawing(trained):
     at = trained
     at.session_state["inside_image"] = np.zeros((28, 28), np.uint8) + 200
