@@ -188,33 +188,22 @@ def logit_gradient(model: MLP, images: np.ndarray, classes: int | np.ndarray) ->
     -------
     ndarray, same shape as ``images``, the network's dtype
     """
-    images = _batch(images)
-    seed = _one_hot(model, _classes(model, classes, images.shape[0]))
-    grad, _ = _input_gradient(model, model.prepare_inputs(images), seed)
-    return grad.reshape(images.shape)
+    grad, _ = _score_gradient(model, images, classes)
+    return grad
 
 
 def gradient_times_input(model: MLP, images: np.ndarray, classes: int | np.ndarray) -> np.ndarray:
-    """Gradient of a class's logit times the (scaled) input, pixel by pixel.
+    """``logit_gradient`` times the (scaled) input, pixel by pixel.
 
-    The class score is the logit. Dark pixels (0) get 0: the map shows the ink that
-    counts for or against the class.
-
-    Parameters
-    ----------
-    model : MLP
-    images : ndarray of shape (n, H, W) or (n, n_features)
-    classes : int or ndarray of shape (n,)
+    Dark pixels (0) get 0: the map shows the ink that counts for or against the class.
+    Same parameters as ``logit_gradient``.
 
     Returns
     -------
     ndarray, same shape as ``images``, the network's dtype
     """
-    images = _batch(images)
-    prepared = model.prepare_inputs(images)
-    seed = _one_hot(model, _classes(model, classes, images.shape[0]))
-    grad, _ = _input_gradient(model, prepared, seed)
-    return (grad * prepared).reshape(images.shape)
+    grad, scaled = _score_gradient(model, images, classes)
+    return grad * scaled
 
 
 def contrast_gradient(
@@ -238,13 +227,8 @@ def contrast_gradient(
     -------
     ndarray, same shape as ``images``, the network's dtype
     """
-    images = _batch(images)
-    n = images.shape[0]
-    seed = _one_hot(model, _classes(model, classes, n)) - _one_hot(
-        model, _classes(model, rivals, n)
-    )
-    grad, _ = _input_gradient(model, model.prepare_inputs(images), seed)
-    return grad.reshape(images.shape)
+    grad, _ = _score_gradient(model, images, classes, rivals)
+    return grad
 
 
 def unit_gradient(model: MLP, images: np.ndarray, layer: int, units: np.ndarray) -> np.ndarray:
@@ -544,6 +528,29 @@ def _input_gradient(
     probs = post[-1]
     delta = probs - targets if seed is None else seed.astype(model.dtype, copy=False)
     return _backprop_to_input(model, post, delta, model.n_layers - 1), probs
+
+
+def _score_gradient(
+    model: MLP,
+    images: np.ndarray,
+    classes: int | np.ndarray,
+    rivals: int | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient of each image's class logit (minus its rival's logit, with ``rivals``)
+    with respect to the scaled input, and that input.
+
+    Returns
+    -------
+    grad, scaled : ndarray, both the shape of ``images``, the network's dtype
+    """
+    images = _batch(images)
+    n = images.shape[0]
+    seed = _one_hot(model, _classes(model, classes, n))
+    if rivals is not None:
+        seed -= _one_hot(model, _classes(model, rivals, n))
+    scaled = model.prepare_inputs(images)
+    grad, _ = _input_gradient(model, scaled, seed)
+    return grad.reshape(images.shape), scaled.reshape(images.shape)
 
 
 def _backprop_to_input(
