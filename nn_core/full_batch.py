@@ -5,7 +5,7 @@ for ``dW[1] = Xᵀ dZ[1]``. On the notebook's 784-10-10 network these two produc
 columns, so the step is bound by reading ``X`` from memory, not by arithmetic. Here the
 rows go through the network ``GRADIENT_CHUNK`` at a time: each chunk is gathered from the
 stored pixels (uint8, a quarter of float32's bytes), converted and scaled into a buffer
-that stays in the core's L2 cache, and pushed through the forward and the backward pass
+that stays in cache (L3 at least), and pushed through the forward and the backward pass
 before the next one. No float copy of the data set is made (on full MNIST that copy was
 188 MB).
 
