@@ -98,10 +98,8 @@ def profiled_step(trainer: Trainer, clock: Clock) -> None:
             h = buf.dropped[i][:n]
             model._dropout(z, buf.masks[i][:n], h, keep, trainer._dropout_rng)
             clock.lap("dropout masks")
-    correct = int(np.count_nonzero(z.argmax(axis=1) == y))
-    clock.lap("batch accuracy")
-    loss, delta = model._softmax_loss_and_delta(z, y, buf)
-    clock.lap("softmax, loss, output gradient")
+    loss, delta, correct = model._softmax_loss_and_delta(z, y, buf)
+    clock.lap("softmax, loss, accuracy, output gradient")
     ones = buf.ones[:n]
     for i in range(last, -1, -1):
         if i == 0:

@@ -163,6 +163,48 @@ def test_a_batch_gradient_counts_the_right_answers_of_the_weights_it_was_taken_a
     assert result.grads is model.grads
 
 
+def _argmax_count(logits, y):
+    return int(np.count_nonzero(logits.argmax(axis=1) == y))
+
+
+@pytest.mark.parametrize("case", ["distinct", "ties", "all equal", "nan", "inf"])
+def test_right_answers_from_the_shifted_logits_are_argmax_including_ties(case):
+    """The training step counts right answers from ``z - max z`` (a row's true class is
+    right when its entry is 0); ties and non-finite rows must still follow ``argmax``."""
+    rng = np.random.default_rng(7)
+    logits = rng.standard_normal((300, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 300)
+    logits[np.arange(0, 300, 3), y[::3]] += 3  # a third of the rows right
+    if case == "ties":  # the true class ties with a class before and after it
+        rows = np.arange(0, 300, 7)
+        best = logits[rows].max(axis=1)
+        logits[rows, y[rows]] = best
+        logits[rows, (y[rows] + 1) % 10] = best
+        logits[rows, (y[rows] + 9) % 10] = best
+    elif case == "all equal":  # zero weights: every class ties, argmax says class 0
+        logits[:] = 0.5
+    elif case == "nan":
+        logits[5, 2] = np.nan
+    elif case == "inf":
+        logits[9, y[9]] = np.inf
+        logits[11, :] = np.inf
+    expected = _argmax_count(logits, y)
+    model = MLP(4, (), 10, seed=0)
+    buf = model._batch_buffers(300, False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        _, _, n_correct = model._softmax_loss_and_delta(logits.copy(), y, buf)
+    assert n_correct == expected
+    if case == "all equal":
+        assert expected == np.count_nonzero(y == 0)
+
+
+def test_full_batch_chunks_count_the_right_answers_of_every_row():
+    x, y = small_problem(8, n=3000)
+    model = small_model("relu")
+    expected = int(np.sum(model.predict(x) == y))
+    assert model.loss_and_gradient(x, y).n_correct == expected  # > GRADIENT_CHUNK rows
+
+
 @pytest.mark.parametrize("hidden", [(7, 5), (30,), ()], ids=["narrow", "wide", "no hidden"])
 def test_products_in_row_blocks_give_the_gradient_and_the_outputs(monkeypatch, hidden):
     """A narrow layer multiplies its inputs a block of rows at a time (under OpenBLAS's
