@@ -34,6 +34,42 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS):
     return xs, ys
 
 
+def merge_short_batches(progress: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-batch loss (or accuracy) with each short batch merged into the batch before it.
+
+    An epoch's last batch holds the images left over (7 of 1,799 at batch size 128): its
+    loss, over so few images, is far noisier than the others' and drawn a hair after the
+    point before it, a sheer step at the end of every epoch's curve. Merged, the point is
+    the two batches' loss weighted by their images, at the short batch's end, so each
+    epoch's image-weighted mean loss is unchanged.
+
+    Parameters
+    ----------
+    progress : ndarray of shape (n,)
+        Epochs done (fractional) at the end of each batch, from 0 at the start.
+    loss : ndarray of shape (n,)
+
+    Returns
+    -------
+    progress, loss : ndarray of shape (m,), m <= n
+    """
+    progress, loss = np.asarray(progress, np.float64), np.asarray(loss, np.float64)
+    span = np.diff(progress, prepend=0.0)  # each batch's share of an epoch
+    short = np.zeros(progress.shape, bool)
+    # Smaller than the batch before it; a rollback (negative span) or a first batch is not.
+    short[1:] = (span[1:] > 0) & (span[1:] < span[:-1] * (1 - 1e-9))
+    short[1:] &= ~short[:-1]  # a batch is merged into at most one other
+    later = np.flatnonzero(short)
+    earlier = later - 1
+    merged = loss.copy()
+    merged[later] = (loss[earlier] * span[earlier] + loss[later] * span[later]) / (
+        span[earlier] + span[later]
+    )
+    keep = np.ones(progress.shape, bool)
+    keep[earlier] = False
+    return progress[keep], merged[keep]
+
+
 # The curves' margins are fixed: Plotly's automatic margins measured the legend and the tick
 # labels again at every live redraw, half of its time in Chromium. The bottom one holds the
 # x-axis title and three legend rows (a phone-wide chart fits one entry per row).
@@ -62,7 +98,9 @@ def curve_figure(history, metric: str) -> go.Figure:
     val_<metric> (``ui.runner.HistoryView``).
     """
     fig = go.Figure()
-    bx, by = downsample(history.batch_progress, getattr(history, f"batch_{metric}"))
+    bx, by = downsample(
+        *merge_short_batches(history.batch_progress, getattr(history, f"batch_{metric}"))
+    )
     few = len(bx) <= FEW_POINTS  # a line through one point draws nothing: show the points
     fig.add_trace(
         go.Scatter(

@@ -27,8 +27,8 @@ from nn_core.memory import MemoryBudgetError, advice, mb, training_memory
 from nn_core.run_record import RunFileError, RunRecord, export_run, import_run_files
 from nn_core.safe_read import InputFileError
 from nn_core.settings import SETTINGS, check
+from ui import charts, hosting, runner
 from ui import data as data_ui
-from ui import hosting, runner
 from ui import state as keys
 from ui.run_history import RunEntry, RunHistory, history_budget, session_history
 from ui.sweep_view import sweep_section
@@ -170,42 +170,6 @@ def x_values(arrays: dict, progress: np.ndarray, axis: str) -> np.ndarray:
     return progress
 
 
-def merge_short_batches(progress: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-batch loss with each short batch merged into the batch before it.
-
-    An epoch's last batch holds the images left over (7 of 1,799 at batch size 128): its
-    loss, over so few images, is far noisier than the others' and drawn a hair after the
-    point before it, a sheer step at the end of every epoch's curve. Merged, the point is
-    the two batches' loss weighted by their images, at the short batch's end, so each
-    epoch's image-weighted mean loss is unchanged.
-
-    Parameters
-    ----------
-    progress : ndarray of shape (n,)
-        Epochs done (fractional) at the end of each batch, from 0 at the start.
-    loss : ndarray of shape (n,)
-
-    Returns
-    -------
-    progress, loss : ndarray of shape (m,), m <= n
-    """
-    progress, loss = np.asarray(progress, np.float64), np.asarray(loss, np.float64)
-    span = np.diff(progress, prepend=0.0)  # each batch's share of an epoch
-    short = np.zeros(progress.shape, bool)
-    # Smaller than the batch before it; a rollback (negative span) or a first batch is not.
-    short[1:] = (span[1:] > 0) & (span[1:] < span[:-1] * (1 - 1e-9))
-    short[1:] &= ~short[:-1]  # a batch is merged into at most one other
-    later = np.flatnonzero(short)
-    earlier = later - 1
-    merged = loss.copy()
-    merged[later] = (loss[earlier] * span[earlier] + loss[later] * span[later]) / (
-        span[earlier] + span[later]
-    )
-    keep = np.ones(progress.shape, bool)
-    keep[earlier] = False
-    return progress[keep], merged[keep]
-
-
 def overlay_figure(entries: list[RunEntry], axis: str) -> go.Figure:
     """Loss (per batch when kept, else per epoch) and validation accuracy of each run."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Validation accuracy"))
@@ -213,7 +177,7 @@ def overlay_figure(entries: list[RunEntry], axis: str) -> go.Figure:
     for i, entry in enumerate(entries):
         a, colour = curves(entry), palette[i % len(palette)]
         if len(a.get("batch_loss", [])):
-            progress, loss = merge_short_batches(a["batch_progress"], a["batch_loss"])
+            progress, loss = charts.merge_short_batches(a["batch_progress"], a["batch_loss"])
         else:
             progress, loss = a.get("epoch", np.zeros(0)), a.get("train_loss", np.zeros(0))
         fig.add_scatter(

@@ -10,7 +10,7 @@ import pytest
 from nn_core import TrainConfig
 from nn_core.training import Trainer
 from tests.synthetic import bar_images
-from ui import runs_view
+from ui import charts, runs_view
 from ui.run_history import RunEntry
 
 N_TRAIN, BATCH = 300, 64  # 4 full batches and one of 44 images an epoch
@@ -69,6 +69,20 @@ def test_a_rollback_is_not_taken_for_a_short_batch():
     # After a divergence the epoch in progress restarts: progress steps back.
     progress = np.array([0.25, 0.5, 0.25, 0.5, 0.75, 1.0])
     loss = np.arange(6.0)
-    x, y = runs_view.merge_short_batches(progress, loss)
+    x, y = charts.merge_short_batches(progress, loss)
     np.testing.assert_array_equal(x, progress)
     np.testing.assert_array_equal(y, loss)
+
+
+@pytest.mark.parametrize("metric", ["loss", "accuracy"])
+def test_the_training_pages_curves_merge_the_short_batch_too(metric):
+    from ui.runner import history_view
+
+    _, trainer = _entry(epochs=2)
+    history = history_view(trainer.history)
+    trace = charts.curve_figure(history, metric).data[0]  # the per-batch curve
+    assert len(trace.x) == 2 * 4  # 5 batches an epoch, the short one merged
+    values = np.asarray(getattr(trainer.history, f"batch_{metric}"), float)
+    first_epoch_end = (values[3] * BATCH + values[4] * SHORT) / (BATCH + SHORT)
+    assert trace.y[3] == pytest.approx(first_epoch_end)
+    assert trace.x[3] == pytest.approx(1.0)
