@@ -289,13 +289,14 @@ print(len(errors), errors[:1])
 """
 
 
-def race(preload: bool) -> str:
+def fresh_python(code: str) -> str:
+    """The last line ``code`` prints in a new interpreter (nothing imported yet)."""
     import subprocess
 
     from tests.load.test_load import ROOT
 
     out = subprocess.run(
-        [sys.executable, "-c", RACE.format(preload=preload)],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -304,6 +305,10 @@ def race(preload: bool) -> str:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
+
+
+def race(preload: bool) -> str:
+    return fresh_python(RACE.format(preload=preload))
 
 
 def test_sessions_importing_pandas_while_others_draw_see_half_initialised_modules():
@@ -330,20 +335,7 @@ def test_the_preload_hides_the_loaded_modules_from_the_collector():
     """Streamlit collects garbage after every script run, fragment reruns included. Over the
     objects of pandas, Plotly and scikit-learn that took 70 ms of GIL per run and halved a
     training's speed beside a live page; frozen, they are no longer scanned."""
-    import subprocess
-
-    from tests.load.test_load import ROOT
-
-    out = subprocess.run(
-        [sys.executable, "-c", FROZEN],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    before, tracked, frozen, scatter_tracked = out.stdout.split()
+    before, tracked, frozen, scatter_tracked = fresh_python(FROZEN).split()
     assert int(frozen) > int(before) > 10_000  # Plotly alone, and more once everything loaded
     assert int(tracked) < int(before) / 10
     assert scatter_tracked == "False"
