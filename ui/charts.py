@@ -73,11 +73,11 @@ def merge_short_batches(progress: np.ndarray, loss: np.ndarray) -> tuple[np.ndar
 # The curves' margins are fixed: Plotly's automatic margins measured the legend and the tick
 # labels again at every live redraw, half of its time in Chromium. The bottom one holds the
 # x-axis title and three legend rows (a phone-wide chart fits one entry per row).
-CURVE_MARGIN = {"l": 60, "r": 20, "t": 50, "b": 120, "autoexpand": False}
-LEGEND_GAP_PX = 45  # from the plot's bottom edge to the legend: the tick labels and axis title
+CURVE_MARGIN = {"l": 60, "r": 20, "t": 50, "b": 130, "autoexpand": False}
+LEGEND_GAP_PX = 56  # from the plot's bottom edge to the legend: the tick labels and axis title
 
 
-def _layout(fig: go.Figure, title: str, y_title: str, height: int = 360) -> go.Figure:
+def _layout(fig: go.Figure, title: str, y_title: str, height: int = 370) -> go.Figure:
     plot_height = height - CURVE_MARGIN["t"] - CURVE_MARGIN["b"]
     fig.update_layout(
         title=title,

@@ -1,63 +1,78 @@
-"""The live loss and accuracy curves as Chromium draws them: with the fixed margins that
-keep redraws cheap, the legend must still fit, at desktop and at phone width."""
+"""The Training page's loss and accuracy curves as a person sees them: with the fixed margins
+that keep live redraws cheap (``ui.charts.CURVE_MARGIN``), the legend must still sit whole
+inside each chart, below the axis title, on a desktop and on a phone."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import SimpleNamespace
-
-import numpy as np
-import plotly
 import pytest
+from playwright.sync_api import expect
 
-from ui import charts
+from nn_core import TrainConfig
+from nn_core.settings import TRAIN_SUBSET
+from ui import share
+from ui import state as keys
+from ui.limits import get_limits
 
 pytestmark = pytest.mark.browser
 
-PLOTLY_JS = Path(plotly.__path__[0]) / "package_data" / "plotly.min.js"
+PHONE = {"width": 390, "height": 844}
+CHARTS = ("loss_chart", "accuracy_chart")
 
-BOXES_JS = """() => {
-  const box = (sel) => { const b = document.querySelector(sel).getBoundingClientRect();
+# Boxes of one chart's figure, legend, legend entries, x-axis title and x tick labels.
+BOXES_JS = """(el) => {
+  const box = (node) => { const b = node.getBoundingClientRect();
     return {top: b.top, bottom: b.bottom, left: b.left, right: b.right}; };
-  const entries = Array.from(document.querySelectorAll('.legend .traces'))
-    .map((t) => t.getBoundingClientRect().bottom);
-  return {svg: box('.main-svg'), legend: box('.legend'), xtitle: box('.xtitle'),
-          xticks: box('.xaxislayer-above'), entries};
+  const plot = el.querySelector('.js-plotly-plot');
+  return {figure: box(plot), legend: box(plot.querySelector('.legend')),
+          entries: Array.from(plot.querySelectorAll('.legend .traces')).map(box),
+          xtitle: box(plot.querySelector('.xtitle')),
+          xticks: box(plot.querySelector('.xaxislayer-above'))};
 }"""
 
 
-def _history(n_batches: int = 3000, epochs: int = 8) -> SimpleNamespace:
-    t = np.linspace(0, epochs, n_batches)
-    e = np.arange(1, epochs + 1, dtype=float)
-    return SimpleNamespace(
-        batch_progress=t,
-        batch_loss=2.3 * np.exp(-t),
-        batch_accuracy=1 - 0.9 * np.exp(-t),
-        epoch=e,
-        train_loss=2.3 * np.exp(-e),
-        val_loss=2.3 * np.exp(-e) + 0.05,
-        train_accuracy=1 - 0.9 * np.exp(-e),
-        val_accuracy=0.97 - 0.9 * np.exp(-e),
-    )
+def _small_run_link() -> str:
+    """A share link for a run of a few seconds: 2,000 images, 784-16-10, 2 epochs."""
+    values = keys.widget_values(TrainConfig(hidden=(16,), epochs=2), get_limits())
+    values.update(cfg_preset="custom", cfg_subset=TRAIN_SUBSET.choices[1])
+    return share.query_string(values)
 
 
-@pytest.mark.parametrize("metric", ["loss", "accuracy"])
-@pytest.mark.parametrize("width", [300, 342, 700])  # 342: a 390 px phone's main column
-def test_the_curves_legend_fits_below_the_axis_title(browser, screenshot_dir, metric, width):
-    figure = charts.curve_figure(_history(), metric)
-    html = figure.to_html(include_plotlyjs=False, full_html=True, default_width=f"{width}px")
-    page = browser.new_page(viewport={"width": width + 40, "height": 600})
+def _check_legends(app, where: str) -> None:
+    for key in CHARTS:
+        chart = app.main.locator(f".st-key-{key}")
+        chart.scroll_into_view_if_needed()
+        expect(chart.locator(".legend .traces")).to_have_count(3)
+        b = chart.evaluate(BOXES_JS)
+        figure, legend, title = b["figure"], b["legend"], b["xtitle"]
+        for entry in b["entries"]:  # per batch, per epoch, validation: none cut off
+            assert figure["top"] <= entry["top"] and entry["bottom"] <= figure["bottom"], (
+                f"{key} legend entry cut off on a {where}: {b}"
+            )
+            assert figure["left"] <= entry["left"] and entry["right"] <= figure["right"], b
+        assert legend["top"] >= title["bottom"] - 1, f"{key} legend over the axis title: {b}"
+        assert title["top"] >= b["xticks"]["bottom"] - 1, f"{key} title over the ticks: {b}"
+
+
+def test_the_curves_legends_fit_on_a_desktop_and_on_a_phone(
+    browser, browser_context_args, open_app
+):
+    context = browser.new_context(**browser_context_args)
     try:
-        page.set_content(html.replace("<head>", f"<head><script>{PLOTLY_JS.read_text()}</script>"))
-        page.wait_for_selector(".legend .traces")
-        boxes = page.evaluate(BOXES_JS)
-        page.screenshot(path=str(screenshot_dir / f"curves_{metric}_{width}px.png"))
+        app = open_app(context.new_page(), _small_run_link())
+        app.button("btn_start").click()
+        expect(app.sidebar.locator("[data-testid=stProgress]")).to_contain_text(
+            "finished", timeout=120_000
+        )
+        app.settle()
+        _check_legends(app, "desktop")
+        app.page.screenshot(path=str(app.screenshot_dir / "curves_desktop.png"))
+
+        app.page.set_viewport_size(PHONE)
+        app.settle()
+        phone_width = app.main.locator(".st-key-loss_chart .js-plotly-plot").bounding_box()
+        assert phone_width["width"] < PHONE["width"], phone_width  # redrawn at phone width
+        _check_legends(app, "phone")
+        app.main.locator(".st-key-loss_chart").scroll_into_view_if_needed()
+        app.page.screenshot(path=str(app.screenshot_dir / "curves_phone.png"))
     finally:
-        page.close()
-    svg, legend, xtitle = boxes["svg"], boxes["legend"], boxes["xtitle"]
-    assert len(boxes["entries"]) == 3, boxes  # per batch, per epoch, validation
-    assert legend["bottom"] <= svg["bottom"], f"legend cut off at {width} px: {boxes}"
-    assert max(boxes["entries"]) <= svg["bottom"], boxes
-    assert legend["top"] >= xtitle["bottom"], f"legend over the axis title: {boxes}"
-    assert xtitle["top"] >= boxes["xticks"]["bottom"] - 1, f"title over the ticks: {boxes}"
-    assert svg["left"] <= legend["left"] and legend["right"] <= svg["right"], boxes
+        context.close()

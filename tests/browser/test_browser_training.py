@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 # Small, but long enough to press Stop while it trains: 20,000 images, 784-32-10, batch 128
 # (~140 batches an epoch), and 500 epochs that are never reached. The curve is
-# thinned to 1,500 points, so growth is read from how far its x axis (epochs) reaches.
+# thinned to MAX_POINTS points, so growth is read from how far its x axis (epochs) reaches.
 SUBSET = "20,000"
 UNITS = 32
 EPOCHS = 500  # the default cap (DIGITLAB_MAX_EPOCHS)
