@@ -142,6 +142,28 @@ def test_the_weights_grid_on_a_phone(browser, browser_context_args, open_app):
         context.close()
 
 
+def test_on_a_phone_the_sidebar_closes_after_a_page_is_chosen(
+    browser, browser_context_args, playwright, open_app
+):
+    """A phone (its user agent, not only a narrow window: Streamlit decides by the agent)
+    opens the sidebar, picks a page, and then reads that page, not the sidebar over it."""
+    phone = {**browser_context_args, **playwright.devices["Pixel 5"]}
+    context = browser.new_context(**phone)
+    try:
+        app = open_app(context.new_page(), sidebar=False)
+        expect(app.button("btn_start")).not_to_be_in_viewport()  # starts collapsed
+        app.page.get_by_test_id("stExpandSidebarButton").click()
+        expect(app.button("btn_start")).to_be_in_viewport()
+        app.sidebar.get_by_test_id("stSidebarNav").get_by_text("Weights").click()
+        expect(app.main.get_by_role("heading", name="Weights")).to_be_in_viewport()
+        expect(app.button("btn_start")).not_to_be_in_viewport()
+        app.settle()
+        expect(app.main.locator(".st-key-weights_grid .js-plotly-plot")).to_be_visible()
+        app.page.screenshot(path=str(app.screenshot_dir / "pages_phone_after_nav.png"))
+    finally:
+        context.close()
+
+
 _LABELS_JS = """
 (el) => Array.from(el.querySelectorAll('text.bartext, .ytick text, .xtick text'))
   .filter((t) => t.textContent.trim())
