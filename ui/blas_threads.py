@@ -151,8 +151,14 @@ class ThreadProbe:
 
     Several threads only pay while the cores are free of other work: beside another busy
     process, OpenBLAS's threads wait on each other and a training ran 5-20 times slower
-    on two threads than on one (measured on the 2-core machines). Each count's speed is
+    on two threads than on one (measured on the 2-core machines). One thread's speed is
     re-timed once it is ``refresh`` seconds old, so the choice follows the load.
+
+    A chunk timed on several threads is a chunk lost when they stall, and beside a local
+    browser that draws the live page they always did: several threads are first tried
+    after ``warmup`` seconds (past the page's redraw after Start), and while they keep
+    losing, each retry waits twice as long as the last, up to ``max_wait`` seconds.
+    A retry that wins starts the waits over from ``refresh``.
 
     Parameters
     ----------
@@ -160,29 +166,58 @@ class ThreadProbe:
         Seconds after which a count's measured speed is timed again.
     margin : float
         Several threads are kept only when at least this much faster than one.
+    warmup : float
+        Seconds of one-thread training before several threads are first timed.
+    max_wait : float
+        The longest wait before several threads, slower so far, are timed again.
     """
 
-    def __init__(self, refresh: float = 5.0, margin: float = 1.05) -> None:
+    def __init__(
+        self,
+        refresh: float = 5.0,
+        margin: float = 1.05,
+        warmup: float = 2.0,
+        max_wait: float = 60.0,
+    ) -> None:
         self.refresh = float(refresh)
         self.margin = float(margin)
+        self.warmup = float(warmup)
+        self.max_wait = float(max_wait)
         self._rates: dict[bool, tuple[float, float]] = {}  # several? -> (rate, when)
+        self._first_single: float | None = None
+        self._several_wait = self.refresh
 
     def _fresh(self, several: bool, now: float) -> float | None:
         measured = self._rates.get(several)
-        if measured is None or now - measured[1] > self.refresh:
+        wait = self._several_wait if several else self.refresh
+        if measured is None or now - measured[1] > wait:
             return None
         return measured[0]
 
     def want_single(self, now: float) -> bool:
         """True when the next chunk should train on one thread."""
-        single, several = self._fresh(False, now), self._fresh(True, now)
+        single = self._fresh(False, now)
         if single is None:
             return True
+        if True not in self._rates and now - self._first_single < self.warmup:
+            return True
+        several = self._fresh(True, now)
         if several is None:
             return False
         return several < single * self.margin
 
     def record(self, several: bool, batches: int, seconds: float, now: float) -> None:
         """A chunk trained ``batches`` batches in ``seconds`` on one thread or several."""
-        if batches > 0 and seconds > 0:
-            self._rates[several] = (batches / seconds, now)
+        if batches <= 0 or seconds <= 0:
+            return
+        rate = batches / seconds
+        self._rates[several] = (rate, now)
+        if not several:
+            if self._first_single is None:
+                self._first_single = now
+            return
+        single = self._rates.get(False)
+        if single is not None and rate < single[0] * self.margin:  # lost: wait longer
+            self._several_wait = min(self.max_wait, 2 * self._several_wait)
+        else:
+            self._several_wait = self.refresh

@@ -264,18 +264,42 @@ def test_a_run_keeps_one_thread_while_its_probe_finds_one_faster(monkeypatch):
 
 # ------------------------------------------------------------------------ the probe
 def test_the_probe_times_both_counts_keeps_the_faster_and_times_them_again():
-    probe = ThreadProbe(refresh=5.0, margin=1.05)
+    probe = ThreadProbe(refresh=5.0, margin=1.05, warmup=0.0)
     assert probe.want_single(0.0)  # nothing timed: one thread first
     probe.record(False, batches=100, seconds=0.25, now=0.25)
     assert not probe.want_single(0.25)  # now several
     probe.record(True, batches=30, seconds=0.25, now=0.5)  # busy cores: several is slower
     assert probe.want_single(1.0)
     probe.record(False, batches=100, seconds=0.25, now=5.5)  # one thread timed again
-    assert not probe.want_single(5.6)  # several is stale: time it again
-    probe.record(True, batches=150, seconds=0.25, now=5.8)  # the cores are free now
-    assert not probe.want_single(6.0)
-    probe.record(True, batches=104, seconds=0.25, now=6.1)  # within the margin: one
-    assert probe.want_single(6.2)
+    assert probe.want_single(5.6)  # several lost: its retry waits 10 s, not 5
+    probe.record(False, batches=100, seconds=0.25, now=10.5)
+    assert not probe.want_single(10.6)  # 10.1 s since several was timed: again
+    probe.record(True, batches=150, seconds=0.25, now=10.8)  # the cores are free now
+    assert not probe.want_single(11.0)
+    probe.record(True, batches=104, seconds=0.25, now=11.1)  # within the margin: one
+    assert probe.want_single(11.2)
+
+
+def test_the_probe_tries_several_threads_only_after_its_warmup():
+    probe = ThreadProbe(refresh=5.0, warmup=2.0)
+    probe.record(False, batches=100, seconds=0.25, now=0.25)
+    assert probe.want_single(0.5) and probe.want_single(2.2)  # the page's redraw after Start
+    assert not probe.want_single(2.3)
+
+
+def test_a_probe_whose_several_threads_keep_losing_retries_less_and_less_often():
+    probe = ThreadProbe(refresh=5.0, warmup=0.0, max_wait=60.0)
+    now, retries = 0.0, []
+    while now < 300:
+        if probe.want_single(now):
+            probe.record(False, batches=100, seconds=0.25, now=now + 0.25)
+        else:
+            retries.append(now)
+            probe.record(True, batches=20, seconds=0.25, now=now + 0.25)  # always stalls
+        now += 0.25
+    gaps = np.diff(retries)
+    assert list(np.round(gaps[:4])) == [10, 20, 40, 60]  # doubled from the 5 s refresh
+    assert gaps.max() <= 60.5 and len(retries) <= 8  # at most one lost chunk a minute
 
 
 def test_the_probe_ignores_empty_chunks():
