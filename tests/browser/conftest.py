@@ -28,6 +28,7 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 SERVER_LOG = ROOT / "artifacts" / "streamlit-server.log"
 STARTUP_TIMEOUT = 60.0
 VIEWPORT = {"width": 1400, "height": 1000}
+PHONE = {"width": 390, "height": 844}  # a phone's screen in CSS pixels
 
 
 def _chromium_or_skip() -> str:

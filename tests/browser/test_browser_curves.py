@@ -9,13 +9,13 @@ from playwright.sync_api import expect
 
 from nn_core import TrainConfig
 from nn_core.settings import TRAIN_SUBSET
+from tests.browser.conftest import PHONE
 from ui import share
 from ui import state as keys
 from ui.limits import get_limits
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
 CHARTS = ("loss_chart", "accuracy_chart")
 
 # Boxes of one chart's figure, legend, legend entries, x-axis title and x tick labels.

@@ -9,9 +9,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import PHONE
+
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
 PREDICTION = re.compile(r"Prediction: \d")
 HINT = "draw_hint"  # st.container key of the not-a-digit hint
 

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import PHONE
+
 WAIT = 45_000  # ms: a rerun and a redraw on a busy two-core machine
 STARTER = Path(__file__).resolve().parents[2] / "assets" / "starter_model.npz"
 STARTER_LABEL = "the starter model shipped with the app (784-128-64-10)"
 TILE = 28 + 1  # a 28x28 weight tile and the 1-pixel gap after it (ui.charts.GAP)
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture()
