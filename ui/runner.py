@@ -571,11 +571,6 @@ class _ChunkThreads:
 _BLAS = BlasThreads()
 
 
-def blas_policy() -> BlasThreads:
-    """The process's BLAS thread policy (``ui.blas_threads``)."""
-    return _BLAS
-
-
 @st.cache_resource(show_spinner=False)
 def get_gate(capacity: int, max_waiting: int = 4) -> TrainingGate:
     """The server-wide gate (one per server process, capacity and queue length); the
