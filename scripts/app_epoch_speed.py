@@ -23,9 +23,9 @@ What it does, in order (``uptime`` printed before each step; the cores are share
 fixed at 1, at 2, and following the trainings, interleaved over two rounds.
 
 ``--blas-threads N`` starts the server with ``DIGITLAB_BLAS_THREADS=N`` (default: unset,
-the server follows its trainings, ``ui/blas_threads.py``); ``--training-nice 1`` with
-``DIGITLAB_TRAINING_NICE=1``, the lowest it takes (trainings at about the CLI's priority:
-on a shared machine the default nice 10 yields to every other process). Prints figures
+the server follows its trainings, ``ui/blas_threads.py``); ``--training-nice N`` with
+``DIGITLAB_TRAINING_NICE=N`` (0: trainings at the CLI's priority; on a shared machine the
+default nice 10 yields to every other process). Prints figures
 and ratios only (no pass/fail); ``--json FILE`` keeps them. Needs /usr/bin/chromium and Playwright
 (requirements-dev.txt).
 """
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--blas-threads", type=int, default=None, help="DIGITLAB_BLAS_THREADS")
     parser.add_argument(
-        "--training-nice", type=int, default=None, help="DIGITLAB_TRAINING_NICE (1-19)"
+        "--training-nice", type=int, default=None, help="DIGITLAB_TRAINING_NICE (0-19)"
     )
     parser.add_argument("--no-concurrent", action="store_true", help="skip the two-run step")
     parser.add_argument("--no-pages", action="store_true", help="skip the page-load timing")
