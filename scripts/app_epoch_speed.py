@@ -22,6 +22,13 @@ What it does, in order (``uptime`` printed before each step; the cores are share
 ``TrainingRun``s of the preset in this process, one alone and two at once, with the count
 fixed at 1, at 2, and following the trainings, interleaved over two rounds.
 
+``--ab ROUNDS`` instead alternates, in one run, what target 3 turns on: two servers, one
+fixed at one BLAS thread and one at two (``DIGITLAB_BLAS_THREADS``), each training for
+``--window`` seconds with its tab drawing the Training page, then with the browser paused
+(SIGSTOP on its processes: the server trains with no page to draw and no reruns, the
+nearest this two-core machine comes to a visitor's browser on another machine); then the
+CLI on one thread and on two. Medians of the whole epochs of each window.
+
 ``--blas-threads N`` starts the server with ``DIGITLAB_BLAS_THREADS=N`` (default: unset,
 the server follows its trainings, ``ui/blas_threads.py``); ``--training-nice N`` with
 ``DIGITLAB_TRAINING_NICE=N`` (0: trainings at the CLI's priority; on a shared machine the
@@ -33,9 +40,11 @@ and ratios only (no pass/fail); ``--json FILE`` keeps them. Needs /usr/bin/chrom
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -219,6 +228,83 @@ def pages_while_training(browser, url: str, shots: Path, seconds: float) -> list
     return times
 
 
+# ------------------------------------------------------------------ threads, A/B in one run
+def _browser_processes() -> list:
+    """This script's Chromium processes (children of Playwright's driver)."""
+    import psutil
+
+    own = psutil.Process().children(recursive=True)
+    return [p for p in own if "chrom" in p.name().lower()]
+
+
+def _signal_all(processes: list, sig: int) -> None:
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+
+
+def app_window(browser, server: Server, shots: Path, folder: Path, seconds: float, paused: bool):
+    """Seconds of each whole epoch a run of the preset trains in ``seconds``, its tab on
+    the Training page, the browser paused meanwhile when ``paused``."""
+    tab = Tab(browser, server.url, shots, share_query(10_000))
+    tab.start()
+    wait_training(tab)
+    processes = _browser_processes() if paused else []
+    _signal_all(processes, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        _signal_all(processes, signal.SIGCONT)
+    tab.app.button("btn_stop").click()
+    deadline = time.monotonic() + 60
+    while tab.status().startswith("training"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the run did not stop: {tab.status()!r}")
+        time.sleep(0.2)
+    epochs = tab.download_run(folder)
+    tab.close()
+    return epochs[1:]  # the first epoch also pays for the warm-up
+
+
+def threads_ab(rounds: int, seconds: float) -> dict[str, list[float]]:
+    """Median epoch of each window, by setting: see ``--ab`` in the module docstring."""
+    from playwright.sync_api import sync_playwright
+
+    shots = ROOT / "artifacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    servers = {n: Server(n, ROOT / "artifacts" / f"app-epoch-speed-server-{n}.log") for n in (1, 2)}
+    medians: dict[str, list[float]] = {}
+
+    def keep(name: str, epochs: list[float]) -> None:
+        medians.setdefault(name, []).append(typical(epochs))
+        load = uptime().split("load average: ")[1]
+        print(f"  {name:34s} {typical(epochs):.3f} s an epoch ({len(epochs)}; load {load})",
+              flush=True)  # fmt: skip
+
+    helpers = _conftest()
+    try:
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
+            browser = pw.chromium.launch(
+                executable_path=helpers.CHROMIUM, args=["--disable-gpu", "--disable-quic"]
+            )
+            for _ in range(rounds):
+                for n, server in servers.items():
+                    for paused in (False, True):
+                        epochs = app_window(browser, server, shots, Path(tmp), seconds, paused)
+                        state = "browser paused" if paused else "tab drawing"
+                        keep(f"app, {n} thread{'s' * (n > 1)}, {state}", epochs)
+                for n in (1, 2):
+                    epochs = cli_epochs(max(4, round(seconds / 0.5)), threads=n)[1:]
+                    keep(f"CLI, {n} thread{'s' * (n > 1)}", epochs)
+            browser.close()
+    finally:
+        for server in servers.values():
+            server.close()
+    return medians
+
+
 # ------------------------------------------------------------------- the policies alone
 def policies_in_process(seconds: float, rounds: int) -> dict[str, list[float]]:
     """Batches per second of the preset in ``TrainingRun``s on this process's own gate,
@@ -277,7 +363,21 @@ def main(argv: list[str] | None = None) -> dict:
         "--policies", type=float, default=0, metavar="SECONDS",
         help="only compare the thread policies in this process, SECONDS per training",
     )  # fmt: skip
+    parser.add_argument(
+        "--ab", type=int, default=0, metavar="ROUNDS",
+        help="only alternate one and two BLAS threads, tab drawing or browser paused, and the CLI",
+    )  # fmt: skip
+    parser.add_argument("--window", type=float, default=10.0, help="seconds per --ab window")
     args = parser.parse_args(argv)
+    if args.ab:
+        print(f"[ab] {uptime()}")
+        medians = threads_ab(args.ab, args.window)
+        print("\nMedian epoch (s) of each window, by setting:")
+        for name, values in medians.items():
+            print(f"  {name:34s} {fmt(values)}  median {typical(values):.3f}")
+        if args.json:
+            args.json.write_text(json.dumps(medians, indent=1))
+        return medians
     if args.policies:
         print(f"[policies] {uptime()}")
         rates = policies_in_process(args.policies, rounds=2)
