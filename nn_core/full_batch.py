@@ -148,8 +148,9 @@ class FullBatch:
         BLAS may use several, else one after the other in chunk order."""
         threads = min(self.n_lanes, _blas.threads()) if parallel else 1
         if threads == 1:
-            for index in range(self.n_chunks):
-                work(index % self.n_lanes, chunks=(index,), **kwargs)
+            with _blas.single_threaded():  # the lanes' products assume one BLAS thread
+                for index in range(self.n_chunks):
+                    work(index % self.n_lanes, chunks=(index,), **kwargs)
             return
         errors = np.geterr()  # np.errstate is per thread: carry the caller's to the lanes
 

@@ -14,6 +14,7 @@ operations.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -38,6 +39,13 @@ SMALL_GEMM_MNK = 1_000_000
 MIN_BLOCK_ROWS = 32
 # A first layer at most this wide takes its weight gradient in transposed form (_backward).
 NARROW_FIRST_LAYER = 16
+# OpenBLAS sums a product's inner dimension in blocks, and cuts a long one differently with
+# several threads than with one: products over ~448 inner terms (784 pixels, a batch of
+# 500) then differ in their last bits between thread counts, and so would two trainings
+# with the same seed. Up to this many terms a product is one block in every count
+# (tests/test_network.py), so longer ones go in blocks this size at most (see _matmul).
+INVARIANT_K = 384
+SCRATCH_BYTES = 1 << 20  # _matmul's work array per thread (its output rows at a time)
 
 
 class BatchGradient(NamedTuple):
@@ -443,7 +451,7 @@ class MLP:
         A = X  # A[0] = X
         for layer in range(1, self.n_layers):  # hidden layers l = 1 .. L-1
             Z = buf.activations[layer - 1][:m]
-            _product(A, self.weights[layer - 1], Z)  # Z[l] = A[l-1] W[l]
+            _product(A, self.weights[layer - 1], Z, buf.invariant)  # Z[l] = A[l-1] W[l]
             Z += self.biases[layer - 1]  # Z[l] += b[l]
             g(Z)  # A[l] = g(Z[l]), written over Z[l]
             A = Z
@@ -451,7 +459,7 @@ class MLP:
                 A = buf.dropped[layer - 1][:m]
                 self._dropout(Z, buf.masks[layer - 1][:m], A, keep, rng)
         Z_out = buf.activations[-1][:m]
-        _product(A, self.weights[-1], Z_out)  # Z[L] = A[L-1] W[L]
+        _product(A, self.weights[-1], Z_out, buf.invariant)  # Z[L] = A[L-1] W[L]
         Z_out += self.biases[-1]  # Z[L] += b[L]
         return Z_out
 
@@ -490,10 +498,11 @@ class MLP:
                 A_prev = (buf.dropped if dropped else buf.activations)[layer - 2][:m]
             if layer == 1 and buf.input_grad_t is not None:  # narrow first layer
                 # dW[1]ᵀ = dZ[1]ᵀ X: OpenBLAS takes this form 10-30% faster for 10 columns
-                np.matmul(dZ.T, A_prev, out=buf.input_grad_t)
+                _matmul(dZ.T, A_prev, buf.input_grad_t, buf.invariant)
                 np.copyto(weight_grads[0], buf.input_grad_t.T)
             else:
-                np.matmul(A_prev.T, dZ, out=weight_grads[layer - 1])  # dW[l] = A[l-1]ᵀ dZ[l]
+                # dW[l] = A[l-1]ᵀ dZ[l]
+                _matmul(A_prev.T, dZ, weight_grads[layer - 1], buf.invariant)
             np.matmul(ones, dZ, out=bias_grads[layer - 1])  # db[l] = Σ_i dZ[l]_i
             if layer > 1:
                 dZ = self._backward_to_hidden(buf, m, dZ, layer, dropped, g_prime)
@@ -509,7 +518,7 @@ class MLP:
     ) -> np.ndarray:
         """``dZ[l-1]`` from ``dZ[l]`` (``layer`` = l >= 2), in ``buf``'s work array."""
         dA = buf.deltas[layer - 2][:m]
-        np.matmul(dZ, self.weights[layer - 1].T, out=dA)  # dA[l-1] = dZ[l] W[l]ᵀ
+        _matmul(dZ, self.weights[layer - 1].T, dA, buf.invariant)  # dA[l-1] = dZ[l] W[l]ᵀ
         if dropped:
             dA *= buf.masks[layer - 2][:m]  # through the dropout: dA[l-1] ⊙ M[l-1]
         g_prime(buf.activations[layer - 2][:m], dA)  # dZ[l-1] = dA[l-1] ⊙ g'(Z[l-1])
@@ -548,7 +557,10 @@ class GradientLane:
     def buffers(self, rows: int, with_dropout: bool) -> _Buffers:
         buf = self._buffers
         if buf is None or buf.capacity < rows or (with_dropout and buf.masks is None):
-            buf = _Buffers(self._sizes, max(rows, self.capacity), self._dtype, with_dropout)
+            # the lanes run on one BLAS thread (full_batch), whose products are one
+            # sum in every call: no need for _matmul's blocks
+            capacity = max(rows, self.capacity)
+            buf = _Buffers(self._sizes, capacity, self._dtype, with_dropout, invariant=False)
             self._buffers = buf
         return buf
 
@@ -557,9 +569,15 @@ class _Buffers:
     """Per-layer work arrays for batches of up to ``capacity`` rows, allocated once."""
 
     def __init__(
-        self, sizes: tuple[int, ...], capacity: int, dtype: np.dtype, with_dropout: bool
+        self,
+        sizes: tuple[int, ...],
+        capacity: int,
+        dtype: np.dtype,
+        with_dropout: bool,
+        invariant: bool = True,
     ) -> None:
         self.capacity = capacity
+        self.invariant = invariant  # products in blocks that no thread count changes
         self.activations = [np.empty((capacity, n), dtype) for n in sizes[1:]]
         self.deltas = [np.empty((capacity, n), dtype) for n in sizes[1:-1]]
         self.ones = np.ones(capacity, dtype)
@@ -596,24 +614,75 @@ def _count_correct(shifted: np.ndarray, true_shifted: np.ndarray, y: np.ndarray)
     return int(np.count_nonzero(shifted.argmax(axis=1) == y))
 
 
-def _product(A: np.ndarray, W: np.ndarray, out: np.ndarray) -> None:
-    """``out = A @ W``; when ``W`` is narrow, a block of rows at a time.
+def _product(A: np.ndarray, W: np.ndarray, out: np.ndarray, invariant: bool = True) -> None:
+    """``out = A @ W`` (see ``_matmul``); when ``W`` is narrow, a block of rows at a time.
 
     OpenBLAS (0.3.16+, on AVX-512 kernels) multiplies matrices of at most
     ``SMALL_GEMM_MNK`` multiply-adds without packing them into its blocked layout first.
-    For the notebook's 784 x 10 first layer that is blocks of up to 127 rows, and they
-    took 1.3-1.8x less time than one product of 512 rows. Wide layers (blocks of fewer
-    than ``MIN_BLOCK_ROWS`` rows) take the one product.
+    For the notebook's first layer (717 kept pixels x 10) that is blocks of up to 139
+    rows, and they took 1.3-1.8x less time than one product of 512 rows. Wide layers
+    (blocks of fewer than ``MIN_BLOCK_ROWS`` rows) take the one product.
     """
     m, k = A.shape
-    block = SMALL_GEMM_MNK // max(k * W.shape[1], 1)
+    block = SMALL_GEMM_MNK // max(_inner_block(k, invariant) * W.shape[1], 1)
     if block < MIN_BLOCK_ROWS or m <= block:
-        np.matmul(A, W, out=out)
+        if k <= INVARIANT_K:
+            np.matmul(A, W, out=out)  # _matmul's own first case, one call less
+        else:
+            _matmul(A, W, out, invariant)
         return
     n_blocks = -(-m // block)
     block = -(-m // n_blocks)  # even blocks: 128 rows go as 64 + 64, not 127 + 1
     for start in range(0, m, block):
-        np.matmul(A[start : start + block], W, out=out[start : start + block])
+        _matmul(A[start : start + block], W, out[start : start + block], invariant)
+
+
+def _inner_block(k: int, invariant: bool = True) -> int:
+    """Inner terms per product in a sum of ``k``: at most ``INVARIANT_K``. Whole blocks
+    and a remainder (784 as 384 + 384 + 16) took 1.02x one product's time, even blocks
+    (3 x 262) 1.05x: OpenBLAS runs long blocks faster."""
+    return k if not invariant or k <= INVARIANT_K else INVARIANT_K
+
+
+def _matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray, invariant: bool = True) -> None:
+    """``out = A @ B``, the same bits whatever the BLAS thread count (``invariant``).
+
+    A long inner dimension goes as a sum of products of at most ``INVARIANT_K`` terms,
+    added in order (784 pixels as 384 + 384 + 16), ``SCRATCH_BYTES`` of output rows at a
+    time so that the work array stays small. ``invariant=False`` (one product) is for
+    callers that hold the BLAS at one thread anyway (the full-batch lanes).
+    """
+    k = A.shape[1]
+    if k <= INVARIANT_K or not invariant:
+        np.matmul(A, B, out=out)
+        return
+    step = INVARIANT_K
+    m, n = out.shape
+    rows = max(1, SCRATCH_BYTES // max(n * out.itemsize, 1))
+    for top in range(0, m, rows):
+        a, o = A[top : top + rows], out[top : top + rows]
+        np.matmul(a[:, :step], B[:step], out=o)
+        part = _scratch(o.shape, out.dtype)
+        for start in range(step, k, step):
+            np.matmul(a[:, start : start + step], B[start : start + step], out=part)
+            o += part
+
+
+_local = threading.local()
+
+
+def _scratch(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """A work array of ``shape``, a view of one kept per thread and dtype (a fresh one for
+    every product would be page-faulted in every time)."""
+    kept = getattr(_local, "arrays", None)
+    if kept is None:
+        kept = _local.arrays = {}
+    dtype = np.dtype(dtype)
+    size = shape[0] * shape[1]
+    flat = kept.get(dtype)
+    if flat is None or flat.size < size:
+        flat = kept[dtype] = np.empty(max(size, SCRATCH_BYTES // dtype.itemsize), dtype)
+    return flat[:size].reshape(shape)
 
 
 def n_parameters(sizes: Sequence[int]) -> int:

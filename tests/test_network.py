@@ -222,3 +222,85 @@ def test_products_in_row_blocks_give_the_gradient_and_the_outputs(monkeypatch, h
         if layer < model.n_layers:
             a = np.maximum(a, 0)
     np.testing.assert_allclose(model.logits(x), a, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------- the same bits on any BLAS thread count
+@pytest.fixture
+def blas_count():
+    """``set(n)`` the process's BLAS threads for the test; the count is put back after."""
+    from nn_core import full_batch
+
+    before = full_batch.blas_thread_count() or 1
+    yield full_batch.set_blas_threads
+    full_batch.set_blas_threads(before)
+
+
+def _on_each_count(blas_count, work):
+    results = []
+    for n in (1, 2):
+        blas_count(n)
+        results.append(work())
+    return results
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n"), [(128, 784, 128), (128, 500, 64), (1024, 717, 10), (10, 1024, 784)]
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_long_product_has_the_same_bits_on_one_and_two_threads(blas_count, m, k, n, dtype):
+    """OpenBLAS cuts an inner dimension over ~448 differently with two threads than with
+    one (784 pixels: up to 3e-5 apart); ``_matmul`` sums blocks of ``INVARIANT_K``."""
+    rng = np.random.default_rng(0)
+    A, B = rng.random((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+
+    def product():
+        out = np.empty((m, n), dtype)
+        network._matmul(A, B, out)
+        return out
+
+    one, two = _on_each_count(blas_count, product)
+    np.testing.assert_array_equal(one, two)
+    expected = A @ B
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(one, expected, rtol=0, atol=k * eps * np.abs(expected).max())
+
+
+def test_blocked_products_keep_a_small_work_array():
+    """Output rows go ``SCRATCH_BYTES`` at a time: a 4,096 x 1,024 product (float64, 32 MB)
+    does not keep a 32 MB work array per thread."""
+    rng = np.random.default_rng(1)
+    A, B = rng.random((4096, 1024)), rng.standard_normal((1024, 1024))
+    out = np.empty((4096, 1024))
+    network._matmul(A, B, out)
+    expected = A @ B
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    assert network._scratch((1, 1), np.float64).base.nbytes <= network.SCRATCH_BYTES
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"hidden": (600, 32), "batch_size": 500, "dropout": 0.0},  # 784, 600 and 500 terms
+        {"hidden": (10,), "batch_size": 300, "dropout": 0.0},  # narrow: blocks of rows too
+        {"hidden": (10,), "batch_size": 0, "dropout": 0.0},  # full batch: the lanes
+        {"hidden": (10,), "batch_size": 0, "dropout": 0.2},  # lanes one after the other
+    ],
+)
+def test_training_gives_the_same_weights_on_one_and_two_threads(blas_count, settings):
+    """The same seed and settings give the same numbers whatever BLAS thread count the
+    machine, the CLI or the app's thread policy picks (it may change it between chunks)."""
+    from nn_core import TrainConfig, Trainer
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (2200, 28, 28)).astype(np.uint8)
+    y = rng.integers(0, 10, 2200)
+    config = TrainConfig(optimizer="adam", lr=1e-3, epochs=2, val_fraction=0.1, **settings)
+
+    def train():
+        trainer = Trainer(config, x, y)
+        trainer.fit()
+        return trainer.model.params.copy(), trainer.model.predict(x[:300])
+
+    (params_1, predicted_1), (params_2, predicted_2) = _on_each_count(blas_count, train)
+    np.testing.assert_array_equal(params_1, params_2)
+    np.testing.assert_array_equal(predicted_1, predicted_2)
