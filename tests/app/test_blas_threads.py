@@ -364,3 +364,69 @@ def test_products_stay_right_while_the_count_changes_under_them(restore_blas):
     assert not any(w.is_alive() for w in workers) and not flipper.is_alive()
     assert len(worst) == 2 and max(worst) < 1e-3 * float(np.max(np.abs(expected)))
     assert counts == {1, min(2, available_cores())}  # the count did change under them
+
+
+# ------------------------------------------------------------- the numbers stay the same
+# In a fresh interpreter, with every count set from threads other than the main one, as in
+# the server (Streamlit's main thread runs the event loop; scripts and trainings run in
+# threads): OpenBLAS 0.3.31 ignores a count set from another thread once the main thread
+# has set one, which pytest's main thread may have done.
+SWITCHED_RUN = """
+import itertools, json, threading
+import numpy as np
+import ui.runner as runner
+from nn_core import full_batch
+from nn_core.config import TrainConfig
+from nn_core.data import Dataset
+from nn_core.training import Trainer
+from ui.blas_threads import BlasThreads, ThreadProbe
+from ui.runner import TrainingGate, TrainingRun
+
+runner.CHUNK_SECONDS = 0.005  # many chunks, so many switches
+flips = itertools.count()
+ThreadProbe.want_single = lambda self, now: next(flips) % 2 == 0
+counts = []
+plain_run = Trainer.run
+def run_and_note_the_count(self, *args, **kwargs):
+    counts.append(full_batch.blas_thread_count())
+    return plain_run(self, *args, **kwargs)
+Trainer.run = run_and_note_the_count
+
+rng = np.random.default_rng(3)
+x = rng.integers(0, 256, (2300, 28, 28)).astype(np.uint8)
+y = rng.integers(0, 10, 2300)
+data = Dataset(x[:2000], y[:2000], x[2000:], y[2000:], n_classes=10, name="noise")
+config = TrainConfig(hidden=(400,), batch_size=500, epochs=3, val_fraction=0.1)
+result = {{}}
+def train(fixed):
+    blas = BlasThreads(cores=2, fixed=fixed)
+    blas.configure(fixed)
+    counts.clear()
+    run = TrainingRun(config, data, TrainingGate(capacity=2, blas=blas), max_seconds=60)
+    assert run.start()
+    run._thread.join(timeout=60)
+    assert run.finished
+    result[fixed] = (run.trainer.model.params.copy(), sorted(set(counts)))
+for fixed in (1, 0):  # one thread throughout, then the policy flipping the count
+    script = threading.Thread(target=train, args=(fixed,))
+    script.start()
+    script.join()
+print(json.dumps({{
+    "same": bool(np.array_equal(result[0][0], result[1][0])),
+    "counts_fixed": result[1][1], "counts_policy": result[0][1],
+}}))
+"""
+
+
+def test_a_run_switched_between_counts_chunk_by_chunk_ends_with_the_one_thread_numbers():
+    """The probe may move a run between one and two BLAS threads at every chunk; the same
+    seed must still give the same weights (``nn_core.network._matmul``): here 784 pixels
+    and batches of 500, products that OpenBLAS sums differently on two threads."""
+    import json
+
+    from tests.load.test_hosting import fresh_python
+
+    out = json.loads(fresh_python(SWITCHED_RUN.format()))
+    assert out["counts_fixed"] == [1]
+    assert out["counts_policy"] == [1, 2]  # the second run did train on both counts
+    assert out["same"]
