@@ -5,7 +5,11 @@ OpenBLAS keeps one thread count for the whole process (``openblas_set_num_thread
 is inside a product is safe: a call reads the count once, when it starts, and splits its
 work for that many threads, and within the pool's size (never exceeded here) setting it
 only writes one integer (OpenBLAS ``driver/others/blas_server.c``, ``goto_set_num_threads``;
-tests/app/test_blas_threads.py flips it under two multiplying threads).
+tests/app/test_blas_threads.py flips it under two multiplying threads). One catch, measured
+with OpenBLAS 0.3.31: once the process's main thread has set a count, counts set from other
+threads are ignored. In the server only threads set it (Streamlit's main thread runs the
+event loop); code that embeds the policy must keep its main thread off the count too.
+Whatever the count, a run's numbers are the same (``nn_core.network._matmul``).
 
 The policy (``DIGITLAB_BLAS_THREADS`` unset or 0):
 
