@@ -626,10 +626,7 @@ def _product(A: np.ndarray, W: np.ndarray, out: np.ndarray, invariant: bool = Tr
     m, k = A.shape
     block = SMALL_GEMM_MNK // max(_inner_block(k, invariant) * W.shape[1], 1)
     if block < MIN_BLOCK_ROWS or m <= block:
-        if k <= INVARIANT_K:
-            np.matmul(A, W, out=out)  # _matmul's own first case, one call less
-        else:
-            _matmul(A, W, out, invariant)
+        _matmul(A, W, out, invariant)
         return
     n_blocks = -(-m // block)
     block = -(-m // n_blocks)  # even blocks: 128 rows go as 64 + 64, not 127 + 1
@@ -653,10 +650,10 @@ def _matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray, invariant: bool = Tru
     callers that hold the BLAS at one thread anyway (the full-batch lanes).
     """
     k = A.shape[1]
-    if k <= INVARIANT_K or not invariant:
+    step = _inner_block(k, invariant)
+    if step == k:
         np.matmul(A, B, out=out)
         return
-    step = INVARIANT_K
     m, n = out.shape
     rows = max(1, SCRATCH_BYTES // max(n * out.itemsize, 1))
     for top in range(0, m, rows):

@@ -397,7 +397,7 @@ x = rng.integers(0, 256, (2300, 28, 28)).astype(np.uint8)
 y = rng.integers(0, 10, 2300)
 data = Dataset(x[:2000], y[:2000], x[2000:], y[2000:], n_classes=10, name="noise")
 config = TrainConfig(hidden=(400,), batch_size=500, epochs=3, val_fraction=0.1)
-result = {{}}
+result = {}
 def train(fixed):
     blas = BlasThreads(cores=2, fixed=fixed)
     blas.configure(fixed)
@@ -411,10 +411,10 @@ for fixed in (1, 0):  # one thread throughout, then the policy flipping the coun
     script = threading.Thread(target=train, args=(fixed,))
     script.start()
     script.join()
-print(json.dumps({{
+print(json.dumps({
     "same": bool(np.array_equal(result[0][0], result[1][0])),
     "counts_fixed": result[1][1], "counts_policy": result[0][1],
-}}))
+}))
 """
 
 
@@ -426,7 +426,7 @@ def test_a_run_switched_between_counts_chunk_by_chunk_ends_with_the_one_thread_n
 
     from tests.load.test_hosting import fresh_python
 
-    out = json.loads(fresh_python(SWITCHED_RUN.format()))
+    out = json.loads(fresh_python(SWITCHED_RUN))
     assert out["counts_fixed"] == [1]
     assert out["counts_policy"] == [1, 2]  # the second run did train on both counts
     assert out["same"]
